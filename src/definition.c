@@ -1,0 +1,2184 @@
+/*-------------------------------------------------------------------------
+ *
+ * definition.c
+ *	  Compile the JSON text of a machine definition (SPEC §2) into the
+ *	  indexed form declared in definition.h.
+ *
+ * This file uses libc and json-c only, never server headers, so that
+ * test/unit can exercise it, and a fuzzer can hammer it, outside PostgreSQL.
+ * Everything here must survive hostile input: deep nesting is cut off by the
+ * tokener's depth limit, every size is checked before it is multiplied, and
+ * no recursion follows the input except along the bounded tokener depth.
+ *
+ * The compiler works in four steps:
+ *
+ * 1. Parse with a strict json-c tokener of bounded depth.  The tree is always
+ *	  released before md_compile() returns.
+ * 2. Collect and sort the state names, so that the walk can resolve every
+ *	  transition target to its final index while it still knows the JSON
+ *	  path to name in an error message.
+ * 3. Walk the tree, visiting object members in json-c's (insertion) order.
+ *	  The server hands us the canonical text of a jsonb value, so the first
+ *	  problem reported and the order of the function table are stable for a
+ *	  given definition.  Function names are collected as they are met into a
+ *	  table of distinct (name, kind) pairs.
+ * 4. Sort the rules, event schemas and fields, then check that every state
+ *	  accepts its timers' events, which needs all rules known.
+ *
+ * Memory: a compiled definition lives in one arena of malloc'd chunks,
+ * released as a whole by md_free().  Work space that the result does not
+ * need (the function hash table, the pending timer checks) lives in a
+ * second arena freed before md_compile() returns.  Nothing is global.
+ *
+ * Error messages are "<path>: <problem>", the path joining object keys with
+ * "." and array elements as "[i]"; problems with the text as a whole use the
+ * path "definition".
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "definition.h"
+
+/*
+ * The unit test builds this file with MD_TEST_ALLOC to inject allocation
+ * failures; everybody else gets plain malloc and free.
+ */
+#ifdef MD_TEST_ALLOC
+extern void *md_test_malloc(size_t size);
+extern void md_test_free(void *ptr);
+#define MD_MALLOC(size) md_test_malloc(size)
+#define MD_FREE(ptr) md_test_free(ptr)
+#else
+#define MD_MALLOC(size) malloc(size)
+#define MD_FREE(ptr) free(ptr)
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define MD_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define MD_PRINTF(f, a)
+#endif
+
+/* Nesting deeper than this is refused by the tokener */
+#define MD_JSON_DEPTH 64
+
+/* Longest function name: a schema-qualified name */
+#define MD_MAX_FUNCTION_LEN (2 * MD_MAX_NAME_LEN + 1)
+
+#define MD_UNITS_HINT \
+	"use microseconds, milliseconds, seconds, minutes, hours, days or weeks"
+
+/* ----------------------------------------------------------------
+ * Arenas
+ * ----------------------------------------------------------------
+ */
+
+typedef union MdAlign
+{
+	long double ld;
+	double		d;
+	long long	ll;
+	void	   *p;
+	void		(*fp) (void);
+} MdAlign;
+
+#define MD_ALIGN_UP(n) \
+	((((n) + sizeof(MdAlign) - 1) / sizeof(MdAlign)) * sizeof(MdAlign))
+
+typedef struct MdChunk
+{
+	struct MdChunk *next;
+	size_t		size;			/* bytes, header included */
+	size_t		used;			/* bytes, header included */
+} MdChunk;
+
+struct MdArena
+{
+	MdChunk    *chunks;			/* the current chunk first */
+	size_t		next_size;		/* size of the next ordinary chunk */
+};
+
+typedef struct MdArena MdArena;
+
+#define MD_CHUNK_HEADER MD_ALIGN_UP(sizeof(MdChunk))
+#define MD_FIRST_CHUNK	((size_t) 8192)
+#define MD_MAX_CHUNK	((size_t) 1024 * 1024)
+
+/*
+ * Create an arena.  The MdArena itself lives in its first chunk, which is
+ * the last one in the list.
+ */
+static MdArena *
+md_arena_create(void)
+{
+	MdChunk    *chunk;
+	MdArena    *arena;
+
+	chunk = MD_MALLOC(MD_FIRST_CHUNK);
+	if (chunk == NULL)
+		return NULL;
+	chunk->next = NULL;
+	chunk->size = MD_FIRST_CHUNK;
+	chunk->used = MD_CHUNK_HEADER;
+	arena = (MdArena *) ((char *) chunk + chunk->used);
+	chunk->used += MD_ALIGN_UP(sizeof(MdArena));
+	arena->chunks = chunk;
+	arena->next_size = MD_FIRST_CHUNK * 2;
+	return arena;
+}
+
+static void
+md_arena_destroy(MdArena *arena)
+{
+	MdChunk    *chunk;
+
+	if (arena == NULL)
+		return;
+	chunk = arena->chunks;
+	while (chunk != NULL)
+	{
+		MdChunk    *next = chunk->next;
+
+		MD_FREE(chunk);
+		chunk = next;
+	}
+}
+
+/* Zeroed, aligned memory from the arena, or NULL when out of memory */
+static void *
+md_arena_alloc(MdArena *arena, size_t size)
+{
+	MdChunk    *chunk = arena->chunks;
+	MdChunk    *fresh;
+	char	   *result;
+
+	if (size == 0)
+		size = 1;
+	if (size > SIZE_MAX / 2 - MD_CHUNK_HEADER - sizeof(MdAlign))
+		return NULL;
+	size = MD_ALIGN_UP(size);
+
+	if (chunk->size - chunk->used >= size)
+	{
+		result = (char *) chunk + chunk->used;
+		chunk->used += size;
+		memset(result, 0, size);
+		return result;
+	}
+
+	if (size >= arena->next_size / 4)
+	{
+		/* A chunk of its own, kept behind the current one */
+		fresh = MD_MALLOC(MD_CHUNK_HEADER + size);
+		if (fresh == NULL)
+			return NULL;
+		fresh->size = fresh->used = MD_CHUNK_HEADER + size;
+		fresh->next = chunk->next;
+		chunk->next = fresh;
+	}
+	else
+	{
+		fresh = MD_MALLOC(arena->next_size);
+		if (fresh == NULL)
+			return NULL;
+		fresh->size = arena->next_size;
+		fresh->used = MD_CHUNK_HEADER + size;
+		fresh->next = chunk;
+		arena->chunks = fresh;
+		if (arena->next_size < MD_MAX_CHUNK)
+			arena->next_size *= 2;
+	}
+	result = (char *) fresh + MD_CHUNK_HEADER;
+	memset(result, 0, size);
+	return result;
+}
+
+/* ----------------------------------------------------------------
+ * JSON paths and error messages
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * One step of the path from the root to the value being compiled.  Frames
+ * live on the C stack; a path is rendered only for an error message or for
+ * the record of a function's first use.
+ */
+typedef struct MdPath
+{
+	const struct MdPath *parent;	/* NULL at the root */
+	const char *key;			/* an object member, or NULL: an element */
+	size_t		index;			/* the element, when key is NULL */
+} MdPath;
+
+static const MdPath *
+md_key(MdPath *frame, const MdPath *parent, const char *key)
+{
+	frame->parent = parent;
+	frame->key = key;
+	frame->index = 0;
+	return frame;
+}
+
+static const MdPath *
+md_elem(MdPath *frame, const MdPath *parent, size_t index)
+{
+	frame->parent = parent;
+	frame->key = NULL;
+	frame->index = index;
+	return frame;
+}
+
+/* A bounded output buffer that always stays NUL-terminated */
+typedef struct MdOut
+{
+	char	   *buf;
+	size_t		size;			/* 0: discard everything */
+	size_t		len;
+} MdOut;
+
+static void
+md_out_init(MdOut *out, char *buf, size_t size)
+{
+	out->buf = buf;
+	out->size = buf != NULL ? size : 0;
+	out->len = 0;
+	if (out->size > 0)
+		buf[0] = '\0';
+}
+
+/*
+ * After a cut at the end of the buffer, drop a partial UTF-8 sequence left
+ * at the end so that the message stays valid text.
+ */
+static void
+md_out_cut(MdOut *out)
+{
+	size_t		lead = out->len;
+	size_t		ncont = 0;
+	size_t		need;
+	unsigned char c;
+
+	while (lead > 0 && ncont < 3 &&
+		   (((unsigned char) out->buf[lead - 1]) & 0xC0) == 0x80)
+	{
+		lead--;
+		ncont++;
+	}
+	if (lead == 0)
+		return;
+	c = (unsigned char) out->buf[lead - 1];
+	if (c < 0x80)
+		return;					/* no sequence was cut */
+	if ((c & 0xE0) == 0xC0)
+		need = 2;
+	else if ((c & 0xF0) == 0xE0)
+		need = 3;
+	else
+		need = 4;
+	if (ncont + 1 < need)
+	{
+		out->len = lead - 1;
+		out->buf[out->len] = '\0';
+	}
+}
+
+static void
+md_out_append(MdOut *out, const char *s, size_t n)
+{
+	size_t		room;
+
+	if (out->size == 0)
+		return;
+	room = out->size - 1 - out->len;
+	if (n > room)
+	{
+		memcpy(out->buf + out->len, s, room);
+		out->len += room;
+		out->buf[out->len] = '\0';
+		md_out_cut(out);
+		return;
+	}
+	memcpy(out->buf + out->len, s, n);
+	out->len += n;
+	out->buf[out->len] = '\0';
+}
+
+static void md_out_vprintf(MdOut *out, const char *fmt, va_list ap)
+MD_PRINTF(2, 0);
+
+static void
+md_out_vprintf(MdOut *out, const char *fmt, va_list ap)
+{
+	size_t		room;
+	int			n;
+
+	if (out->size == 0)
+		return;
+	room = out->size - out->len;
+	n = vsnprintf(out->buf + out->len, room, fmt, ap);
+	if (n < 0)
+		out->buf[out->len] = '\0';
+	else if ((size_t) n >= room)
+	{
+		out->len = out->size - 1;
+		md_out_cut(out);
+	}
+	else
+		out->len += (size_t) n;
+}
+
+static void
+md_out_path(MdOut *out, const MdPath *path)
+{
+	char		index[32];
+	int			n;
+
+	if (path->parent != NULL)
+		md_out_path(out, path->parent);
+	if (path->key != NULL)
+	{
+		if (path->parent != NULL)
+			md_out_append(out, ".", 1);
+		if (path->key[0] == '\0')
+			md_out_append(out, "\"\"", 2);
+		else
+			md_out_append(out, path->key, strlen(path->key));
+	}
+	else
+	{
+		n = snprintf(index, sizeof(index), "[%zu]", path->index);
+		if (n > 0)
+			md_out_append(out, index, (size_t) n);
+	}
+}
+
+/* The length of the rendered path, without a terminator */
+static size_t
+md_path_len(const MdPath *path)
+{
+	char		index[32];
+	size_t		len = 0;
+	int			n;
+
+	for (; path != NULL; path = path->parent)
+	{
+		if (path->key != NULL)
+		{
+			len += path->parent != NULL ? 1 : 0;
+			len += path->key[0] == '\0' ? 2 : strlen(path->key);
+		}
+		else
+		{
+			n = snprintf(index, sizeof(index), "[%zu]", path->index);
+			if (n > 0)
+				len += (size_t) n;
+		}
+	}
+	return len;
+}
+
+/* ----------------------------------------------------------------
+ * The compiler's state
+ * ----------------------------------------------------------------
+ */
+
+/* A slot of the hash table of distinct (name, kind) function pairs */
+typedef struct MdFnSlot
+{
+	const char *name;			/* NULL: empty */
+	MdFunctionKind kind;
+	int			index;
+} MdFnSlot;
+
+/* A timer whose event the state must accept, checked once rules are known */
+typedef struct MdTimerCheck
+{
+	int			state;
+	const char *event_tag;
+	const char *path;
+} MdTimerCheck;
+
+typedef struct MdCompiler
+{
+	MachineDef *def;
+	MdArena    *arena;			/* the definition's */
+	MdArena    *scratch;		/* freed when md_compile returns */
+	char	   *errbuf;
+	size_t		errlen;
+	bool		have_initial;
+
+	/* functions, first use first; copied into the arena at the end */
+	MdFunction *functions;
+	int			nfunctions;
+	int			maxfunctions;
+	MdFnSlot   *slots;
+	size_t		nslots;			/* a power of two, or 0 */
+
+	MdTimerCheck *checks;
+	int			nchecks;
+	int			maxchecks;
+} MdCompiler;
+
+static bool md_vfail(MdCompiler *c, const MdPath *at, const char *at_text,
+					 const char *fmt, va_list ap)
+MD_PRINTF(4, 0);
+
+static bool
+md_vfail(MdCompiler *c, const MdPath *at, const char *at_text,
+		 const char *fmt, va_list ap)
+{
+	MdOut		out;
+
+	md_out_init(&out, c->errbuf, c->errlen);
+	if (at != NULL)
+		md_out_path(&out, at);
+	else if (at_text != NULL)
+		md_out_append(&out, at_text, strlen(at_text));
+	else
+		md_out_append(&out, "definition", strlen("definition"));
+	md_out_append(&out, ": ", 2);
+	md_out_vprintf(&out, fmt, ap);
+	return false;
+}
+
+/* Report a problem at a path (NULL: the definition); always returns false */
+static bool
+md_fail(MdCompiler *c, const MdPath *at, const char *fmt,...)
+MD_PRINTF(3, 4);
+
+static bool
+md_fail(MdCompiler *c, const MdPath *at, const char *fmt,...)
+{
+	va_list		ap;
+
+	va_start(ap, fmt);
+	md_vfail(c, at, NULL, fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+/* The same, at a path rendered earlier */
+static bool
+md_fail_text(MdCompiler *c, const char *at_text, const char *fmt,...)
+MD_PRINTF(3, 4);
+
+static bool
+md_fail_text(MdCompiler *c, const char *at_text, const char *fmt,...)
+{
+	va_list		ap;
+
+	va_start(ap, fmt);
+	md_vfail(c, NULL, at_text, fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+static bool
+md_oom(MdCompiler *c)
+{
+	MdOut		out;
+
+	md_out_init(&out, c->errbuf, c->errlen);
+	md_out_append(&out, "definition: out of memory",
+				  strlen("definition: out of memory"));
+	return false;
+}
+
+/* Zeroed memory for the definition; reports running out of memory */
+static void *
+md_alloc(MdCompiler *c, size_t n, size_t size)
+{
+	void	   *result;
+
+	if (size != 0 && n > SIZE_MAX / size)
+	{
+		md_oom(c);
+		return NULL;
+	}
+	result = md_arena_alloc(c->arena, n * size);
+	if (result == NULL)
+		md_oom(c);
+	return result;
+}
+
+static char *
+md_strndup(MdCompiler *c, const char *s, size_t len)
+{
+	char	   *result;
+
+	if (len == SIZE_MAX)
+	{
+		md_oom(c);
+		return NULL;
+	}
+	result = md_alloc(c, len + 1, 1);
+	if (result != NULL)
+		memcpy(result, s, len);
+	return result;
+}
+
+static char *
+md_strdup(MdCompiler *c, const char *s)
+{
+	return md_strndup(c, s, strlen(s));
+}
+
+/* A copy of the rendered path, in the arena given */
+static char *
+md_path_string(MdCompiler *c, MdArena *arena, const MdPath *path)
+{
+	size_t		len = md_path_len(path);
+	char	   *result;
+	MdOut		out;
+
+	result = md_arena_alloc(arena, len + 1);
+	if (result == NULL)
+	{
+		md_oom(c);
+		return NULL;
+	}
+	md_out_init(&out, result, len + 1);
+	md_out_path(&out, path);
+	return result;
+}
+
+/*
+ * Make room for one more element in an array kept in the scratch arena.
+ * Returns the (maybe moved) array, or NULL when out of memory.
+ */
+static void *
+md_grow(MdCompiler *c, void *array, int used, int *max, size_t elsize)
+{
+	void	   *fresh;
+	int			newmax;
+
+	if (used < *max)
+		return array;
+	if (*max > INT_MAX / 2)
+	{
+		md_oom(c);
+		return NULL;
+	}
+	newmax = *max > 0 ? *max * 2 : 16;
+	fresh = md_arena_alloc(c->scratch, (size_t) newmax * elsize);
+	if (fresh == NULL)
+	{
+		md_oom(c);
+		return NULL;
+	}
+	if (used > 0)
+		memcpy(fresh, array, (size_t) used * elsize);
+	*max = newmax;
+	return fresh;
+}
+
+/* ----------------------------------------------------------------
+ * Small checks
+ * ----------------------------------------------------------------
+ */
+
+/* Locale-independent character classes: the server may change LC_CTYPE */
+static bool
+md_isspace(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' ||
+		ch == '\v' || ch == '\f';
+}
+
+static bool
+md_isdigit(char ch)
+{
+	return ch >= '0' && ch <= '9';
+}
+
+/* Whether s[0..len) equals word, ignoring ASCII case */
+static bool
+md_word_ieq(const char *s, size_t len, const char *word)
+{
+	size_t		i;
+
+	if (strlen(word) != len)
+		return false;
+	for (i = 0; i < len; i++)
+	{
+		char		a = s[i];
+		char		b = word[i];
+
+		if (a >= 'A' && a <= 'Z')
+			a = (char) (a - 'A' + 'a');
+		if (a != b)
+			return false;
+	}
+	return true;
+}
+
+static bool
+md_word_eq(const char *s, size_t len, const char *word)
+{
+	return strlen(word) == len && memcmp(s, word, len) == 0;
+}
+
+/* A JSON string without NUL characters */
+static bool
+md_get_string(MdCompiler *c, const MdPath *at, json_object *value,
+			  const char **s, size_t *len)
+{
+	int			n;
+
+	if (!json_object_is_type(value, json_type_string))
+		return md_fail(c, at, "must be a string");
+	*s = json_object_get_string(value);
+	n = json_object_get_string_len(value);
+	if (*s == NULL || n < 0 || strlen(*s) != (size_t) n)
+		return md_fail(c, at, "must not contain NUL characters");
+	*len = (size_t) n;
+	return true;
+}
+
+static bool
+md_get_bool(MdCompiler *c, const MdPath *at, json_object *value, bool *b)
+{
+	if (!json_object_is_type(value, json_type_boolean))
+		return md_fail(c, at, "must be a boolean");
+	*b = json_object_get_boolean(value) != 0;
+	return true;
+}
+
+/* A non-empty string of at most maxlen bytes, copied into the arena */
+static bool
+md_get_name_string(MdCompiler *c, const MdPath *at, json_object *value,
+				   size_t maxlen, const char **result)
+{
+	const char *s;
+	size_t		len;
+
+	if (!md_get_string(c, at, value, &s, &len))
+		return false;
+	if (len == 0)
+		return md_fail(c, at, "must not be empty");
+	if (len > maxlen)
+		return md_fail(c, at, "must be at most %zu bytes", maxlen);
+	*result = md_strndup(c, s, len);
+	return *result != NULL;
+}
+
+/*
+ * A state name, event tag or field name ("what" says which, with its
+ * article).  Names starting with "$" are reserved for the extension's own
+ * entries ($init, $restore, $rewind) unless allow_dollar.
+ */
+static bool
+md_check_name(MdCompiler *c, const MdPath *at, const char *name,
+			  const char *what, bool allow_dollar)
+{
+	size_t		len = strlen(name);
+
+	if (len == 0)
+		return md_fail(c, at, "%s must not be empty", what);
+	if (len > MD_MAX_NAME_LEN)
+		return md_fail(c, at, "%s must be at most %d bytes", what,
+					   MD_MAX_NAME_LEN);
+	if (!allow_dollar && name[0] == '$')
+		return md_fail(c, at,
+					   "%s must not start with \"$\"; such names are reserved",
+					   what);
+	return true;
+}
+
+/*
+ * Whether the text holds a \u0000 escape inside a string.  json-c cuts an
+ * object key at such a character (so two keys could silently become one),
+ * and by the time we see the tree it is too late to tell; strings that are
+ * values are checked where they are used.
+ */
+static bool
+md_text_has_nul_escape(const char *text, size_t len)
+{
+	size_t		i;
+	char		quote = '\0';
+
+	for (i = 0; i < len; i++)
+	{
+		char		ch = text[i];
+
+		if (quote == '\0')
+		{
+			if (ch == '"' || ch == '\'')
+				quote = ch;
+		}
+		else if (ch == '\\')
+		{
+			if (i + 5 < len && text[i + 1] == 'u' &&
+				memcmp(text + i + 2, "0000", 4) == 0)
+				return true;
+			i++;				/* skip the escaped character */
+		}
+		else if (ch == quote)
+			quote = '\0';
+	}
+	return false;
+}
+
+/* ----------------------------------------------------------------
+ * Intervals and schedules
+ * ----------------------------------------------------------------
+ */
+
+typedef struct MdUnit
+{
+	const char *name;
+	int64_t		us;
+} MdUnit;
+
+static const MdUnit md_units[] = {
+	{"microsecond", 1}, {"microseconds", 1}, {"us", 1},
+	{"millisecond", 1000}, {"milliseconds", 1000}, {"ms", 1000},
+	{"second", 1000000}, {"seconds", 1000000}, {"sec", 1000000},
+	{"secs", 1000000}, {"s", 1000000},
+	{"minute", INT64_C(60000000)}, {"minutes", INT64_C(60000000)},
+	{"min", INT64_C(60000000)}, {"mins", INT64_C(60000000)},
+	{"m", INT64_C(60000000)},
+	{"hour", INT64_C(3600000000)}, {"hours", INT64_C(3600000000)},
+	{"hr", INT64_C(3600000000)}, {"hrs", INT64_C(3600000000)},
+	{"h", INT64_C(3600000000)},
+	{"day", INT64_C(86400000000)}, {"days", INT64_C(86400000000)},
+	{"d", INT64_C(86400000000)},
+	{"week", INT64_C(604800000000)}, {"weeks", INT64_C(604800000000)},
+	{"w", INT64_C(604800000000)}
+};
+
+/* Units that PostgreSQL knows but that have no fixed length */
+static const char *const md_variable_units[] = {
+	"month", "months", "mon", "mons", "mo",
+	"year", "years", "yr", "yrs", "y"
+};
+
+static bool
+md_interval_fail(char *errbuf, size_t errlen, const char *fmt,...)
+MD_PRINTF(3, 4);
+
+static bool
+md_interval_fail(char *errbuf, size_t errlen, const char *fmt,...)
+{
+	MdOut		out;
+	va_list		ap;
+
+	md_out_init(&out, errbuf, errlen);
+	va_start(ap, fmt);
+	md_out_vprintf(&out, fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+/*
+ * Parse "<number><optional spaces><unit>" pairs separated by whitespace.
+ * The number is digits with an optional fraction; the fraction is
+ * multiplied out digit by digit, exactly, and rounded half up to the
+ * microsecond.
+ */
+bool
+md_parse_interval(const char *text, int64_t *us, char *errbuf, size_t errlen)
+{
+	const char *p;
+	uint64_t	total = 0;
+
+	if (errbuf != NULL && errlen > 0)
+		errbuf[0] = '\0';
+	if (text == NULL)
+		text = "";
+	p = text;
+	while (md_isspace(*p))
+		p++;
+	if (*p == '\0')
+		return md_interval_fail(errbuf, errlen,
+								"\"%s\" is not an interval; expected a number and a unit, e.g. \"30 minutes\"",
+								text);
+
+	while (*p != '\0')
+	{
+		const char *number = p;
+		const char *frac = NULL;
+		const char *unit;
+		size_t		fraclen = 0;
+		size_t		unitlen;
+		size_t		numberlen;
+		uint64_t	whole = 0;
+		uint64_t	unit_us = 0;
+		uint64_t	part;
+		uint64_t	carry;
+		unsigned	digit = 0;
+		size_t		i;
+		bool		overflow = false;
+
+		if (*p == '-')
+			return md_interval_fail(errbuf, errlen,
+									"interval \"%s\" must be positive", text);
+		if (!md_isdigit(*p))
+			return md_interval_fail(errbuf, errlen,
+									"\"%s\" is not an interval; expected a number and a unit, e.g. \"30 minutes\"",
+									text);
+		for (; md_isdigit(*p); p++)
+		{
+			unsigned	d = (unsigned) (*p - '0');
+
+			if (whole > (UINT64_C(0x7FFFFFFFFFFFFFFF) - d) / 10)
+				overflow = true;
+			else
+				whole = whole * 10 + d;
+		}
+		if (*p == '.')
+		{
+			p++;
+			frac = p;
+			while (md_isdigit(*p))
+				p++;
+			fraclen = (size_t) (p - frac);
+			if (fraclen == 0)
+				return md_interval_fail(errbuf, errlen,
+										"\"%s\" is not an interval; expected a number and a unit, e.g. \"30 minutes\"",
+										text);
+		}
+		numberlen = (size_t) (p - number);
+		while (md_isspace(*p))
+			p++;
+
+		unit = p;
+		while (*p != '\0' && !md_isspace(*p))
+			p++;
+		unitlen = (size_t) (p - unit);
+		if (unitlen == 0)
+			return md_interval_fail(errbuf, errlen,
+									"\"%.*s\" has no unit of time; " MD_UNITS_HINT,
+									numberlen > INT_MAX ? INT_MAX : (int) numberlen,
+									number);
+		for (i = 0; i < sizeof(md_units) / sizeof(md_units[0]); i++)
+		{
+			if (md_word_ieq(unit, unitlen, md_units[i].name))
+			{
+				unit_us = (uint64_t) md_units[i].us;
+				break;
+			}
+		}
+		if (unit_us == 0)
+		{
+			for (i = 0; i < sizeof(md_variable_units) / sizeof(md_variable_units[0]); i++)
+			{
+				if (md_word_ieq(unit, unitlen, md_variable_units[i]))
+					return md_interval_fail(errbuf, errlen,
+											"months and years have no fixed length; use days, e.g. \"30 days\"");
+			}
+			return md_interval_fail(errbuf, errlen,
+									"\"%.*s\" is not a unit of time; " MD_UNITS_HINT,
+									unitlen > INT_MAX ? INT_MAX : (int) unitlen,
+									unit);
+		}
+
+		/* whole * unit, then the fraction, then the running total */
+		if (overflow || whole > (uint64_t) INT64_MAX / unit_us)
+			return md_interval_fail(errbuf, errlen,
+									"interval \"%s\" is out of range", text);
+		part = whole * unit_us;
+		carry = 0;
+		for (i = fraclen; i > 0; i--)
+		{
+			uint64_t	t = (uint64_t) (frac[i - 1] - '0') * unit_us + carry;
+
+			carry = t / 10;
+			digit = (unsigned) (t % 10);
+		}
+		if (fraclen > 0)
+			carry += digit >= 5 ? 1 : 0;
+		if (part > (uint64_t) INT64_MAX - carry)
+			return md_interval_fail(errbuf, errlen,
+									"interval \"%s\" is out of range", text);
+		part += carry;
+		if (total > (uint64_t) INT64_MAX - part)
+			return md_interval_fail(errbuf, errlen,
+									"interval \"%s\" is out of range", text);
+		total += part;
+
+		while (md_isspace(*p))
+			p++;
+	}
+
+	if (total == 0)
+		return md_interval_fail(errbuf, errlen,
+								"interval \"%s\" must be positive", text);
+	*us = (int64_t) total;
+	return true;
+}
+
+/*
+ * A positive decimal count without sign or fraction, maybe followed by
+ * whitespace.  Returns 0 when fine, 1 when malformed, 2 when out of range.
+ */
+static int
+md_parse_count(const char *p, int64_t *n)
+{
+	uint64_t	value = 0;
+	bool		overflow = false;
+
+	if (!md_isdigit(*p))
+		return 1;
+	for (; md_isdigit(*p); p++)
+	{
+		unsigned	d = (unsigned) (*p - '0');
+
+		if (value > ((uint64_t) INT64_MAX - d) / 10)
+			overflow = true;
+		else
+			value = value * 10 + d;
+	}
+	while (md_isspace(*p))
+		p++;
+	if (*p != '\0')
+		return 1;
+	if (overflow)
+		return 2;
+	if (value == 0)
+		return 1;
+	*n = (int64_t) value;
+	return 0;
+}
+
+static bool
+md_compile_schedule(MdCompiler *c, const MdPath *at, json_object *value)
+{
+	MdPersistence *ps = &c->def->persistence;
+	const char *text;
+	const char *p;
+	const char *word;
+	size_t		len;
+	size_t		wordlen;
+
+	if (!md_get_string(c, at, value, &text, &len))
+		return false;
+	p = text;
+	while (md_isspace(*p))
+		p++;
+	word = p;
+	while (*p != '\0' && !md_isspace(*p))
+		p++;
+	wordlen = (size_t) (p - word);
+	while (md_isspace(*p))
+		p++;
+
+	if (md_word_eq(word, wordlen, "forever") && *p == '\0')
+		ps->schedule = MD_SNAPSHOT_FOREVER;
+	else if (md_word_eq(word, wordlen, "never") && *p == '\0')
+		ps->schedule = MD_SNAPSHOT_NEVER;
+	else if (md_word_eq(word, wordlen, "recurs") ||
+			 md_word_eq(word, wordlen, "every"))
+	{
+		int			rc = md_parse_count(p, &ps->n);
+
+		if (rc == 1)
+			return md_fail(c, at,
+						   "\"%s\" is not a schedule; N must be a positive integer",
+						   text);
+		if (rc == 2)
+			return md_fail(c, at,
+						   "\"%s\" is not a schedule; N is out of range",
+						   text);
+		ps->schedule = word[0] == 'r' ? MD_SNAPSHOT_RECURS : MD_SNAPSHOT_EVERY;
+	}
+	else if (md_word_eq(word, wordlen, "spaced"))
+	{
+		char		msg[512];
+
+		if (*p == '\0')
+			return md_fail(c, at,
+						   "\"%s\" is not a schedule; expected spaced INTERVAL, e.g. \"spaced 5 minutes\"",
+						   text);
+		if (!md_parse_interval(p, &ps->spaced_us, msg, sizeof(msg)))
+			return md_fail(c, at, "%s", msg);
+		ps->schedule = MD_SNAPSHOT_SPACED;
+		c->def->needs_worker = true;
+	}
+	else
+		return md_fail(c, at,
+					   "\"%s\" is not a schedule; expected forever, never, recurs N, every N or spaced INTERVAL",
+					   text);
+
+	ps->schedule_text = md_strndup(c, text, len);
+	return ps->schedule_text != NULL;
+}
+
+/* ----------------------------------------------------------------
+ * References: states and functions
+ * ----------------------------------------------------------------
+ */
+
+static uint32_t
+md_hash(const char *s, MdFunctionKind kind)
+{
+	uint32_t	h = 2166136261u;
+
+	for (; *s != '\0'; s++)
+	{
+		h ^= (unsigned char) *s;
+		h *= 16777619u;
+	}
+	h ^= (uint32_t) kind;
+	h *= 16777619u;
+	return h;
+}
+
+/* Double the hash table of functions */
+static bool
+md_grow_slots(MdCompiler *c)
+{
+	size_t		nslots = c->nslots > 0 ? c->nslots * 2 : 64;
+	MdFnSlot   *slots;
+	size_t		i;
+
+	if (nslots > SIZE_MAX / sizeof(MdFnSlot))
+		return md_oom(c);
+	slots = md_arena_alloc(c->scratch, nslots * sizeof(MdFnSlot));
+	if (slots == NULL)
+		return md_oom(c);
+	for (i = 0; i < c->nslots; i++)
+	{
+		const MdFnSlot *old = &c->slots[i];
+		size_t		j;
+
+		if (old->name == NULL)
+			continue;
+		j = md_hash(old->name, old->kind) & (nslots - 1);
+		while (slots[j].name != NULL)
+			j = (j + 1) & (nslots - 1);
+		slots[j] = *old;
+	}
+	c->slots = slots;
+	c->nslots = nslots;
+	return true;
+}
+
+/*
+ * A function name used as a guard, handler or effect: its index in the table
+ * of distinct (name, kind) pairs, added on first use with the path.
+ */
+static bool
+md_function(MdCompiler *c, const MdPath *at, json_object *value,
+			MdFunctionKind kind, int *index)
+{
+	const char *name;
+	size_t		len;
+	size_t		i;
+	bool		blank = true;
+	MdFunction *fn;
+	MdFunction *functions;
+
+	if (!md_get_string(c, at, value, &name, &len))
+		return false;
+	for (i = 0; i < len && blank; i++)
+		blank = md_isspace(name[i]);
+	if (blank)
+		return md_fail(c, at, "a function name must not be empty");
+	if (len > MD_MAX_FUNCTION_LEN)
+		return md_fail(c, at, "a function name must be at most %d bytes",
+					   MD_MAX_FUNCTION_LEN);
+
+	if ((size_t) c->nfunctions + 1 > c->nslots / 2 && !md_grow_slots(c))
+		return false;
+	i = md_hash(name, kind) & (c->nslots - 1);
+	while (c->slots[i].name != NULL)
+	{
+		if (c->slots[i].kind == kind && strcmp(c->slots[i].name, name) == 0)
+		{
+			*index = c->slots[i].index;
+			return true;
+		}
+		i = (i + 1) & (c->nslots - 1);
+	}
+
+	functions = md_grow(c, c->functions, c->nfunctions, &c->maxfunctions,
+						sizeof(MdFunction));
+	if (functions == NULL)
+		return false;
+	c->functions = functions;
+	fn = &c->functions[c->nfunctions];
+	fn->kind = kind;
+	fn->name = md_strndup(c, name, len);
+	if (fn->name == NULL)
+		return false;
+	fn->path = md_path_string(c, c->arena, at);
+	if (fn->path == NULL)
+		return false;
+	c->slots[i].name = fn->name;
+	c->slots[i].kind = kind;
+	c->slots[i].index = c->nfunctions;
+	*index = c->nfunctions++;
+	return true;
+}
+
+/* A state name that must be declared, as its index */
+static bool
+md_target(MdCompiler *c, const MdPath *at, json_object *value, int *index)
+{
+	const char *name;
+	size_t		len;
+
+	if (!md_get_string(c, at, value, &name, &len))
+		return false;
+	*index = md_find_state(c->def, name);
+	if (*index < 0)
+		return md_fail(c, at, "\"%s\" is not a state", name);
+	return true;
+}
+
+/* ----------------------------------------------------------------
+ * Transitions and rules ("on" and "any")
+ * ----------------------------------------------------------------
+ */
+
+static void
+md_init_transition(MdTransition *t)
+{
+	t->target = -1;
+	t->guard = -1;
+	t->handler = -1;
+	t->merge = false;
+	t->reenter = false;
+}
+
+static bool
+md_compile_transition(MdCompiler *c, const MdPath *at, json_object *obj,
+					  MdTransition *t)
+{
+	struct json_object_iterator it = json_object_iter_begin(obj);
+	struct json_object_iterator end = json_object_iter_end(obj);
+	MdPath		frame;
+
+	md_init_transition(t);
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
+	{
+		const char *key = json_object_iter_peek_name(&it);
+		json_object *value = json_object_iter_peek_value(&it);
+		const MdPath *kp = md_key(&frame, at, key);
+		bool		ok;
+
+		if (strcmp(key, "target") == 0)
+			ok = md_target(c, kp, value, &t->target);
+		else if (strcmp(key, "guard") == 0)
+			ok = md_function(c, kp, value, MD_FN_GUARD, &t->guard);
+		else if (strcmp(key, "handler") == 0)
+			ok = md_function(c, kp, value, MD_FN_HANDLER, &t->handler);
+		else if (strcmp(key, "merge") == 0)
+			ok = md_get_bool(c, kp, value, &t->merge);
+		else if (strcmp(key, "reenter") == 0)
+			ok = md_get_bool(c, kp, value, &t->reenter);
+		else
+			ok = md_fail(c, kp, "unknown key");
+		if (!ok)
+			return false;
+	}
+	if (t->target < 0 && t->handler < 0)
+		return md_fail(c, at, "needs a target or a handler");
+	if (t->merge && t->handler >= 0)
+		return md_fail(c, md_key(&frame, at, "merge"),
+					   "cannot be combined with a handler; the handler returns the new data");
+	return true;
+}
+
+/*
+ * A candidate: a target state name or a transition object.  A bare name is
+ * short for {"target": name}, and its errors name the path that way.
+ */
+static bool
+md_compile_candidate(MdCompiler *c, const MdPath *at, json_object *value,
+					 MdTransition *t)
+{
+	MdPath		frame;
+
+	md_init_transition(t);
+	if (json_object_is_type(value, json_type_string))
+		return md_target(c, md_key(&frame, at, "target"), value, &t->target);
+	return md_compile_transition(c, at, value, t);
+}
+
+static bool
+md_compile_rule(MdCompiler *c, const MdPath *at, json_object *value,
+				MdRule *rule)
+{
+	size_t		n;
+	size_t		i;
+	MdPath		frame;
+
+	if (json_object_is_type(value, json_type_string) ||
+		json_object_is_type(value, json_type_object))
+	{
+		rule->transitions = md_alloc(c, 1, sizeof(MdTransition));
+		if (rule->transitions == NULL)
+			return false;
+		rule->ntransitions = 1;
+		return md_compile_candidate(c, at, value, &rule->transitions[0]);
+	}
+	if (!json_object_is_type(value, json_type_array))
+		return md_fail(c, at,
+					   "must be a state name, a transition object or an array of them");
+
+	n = json_object_array_length(value);
+	if (n == 0)
+		return md_fail(c, at, "must not be an empty array");
+	if (n > INT_MAX)
+		return md_fail(c, at, "has too many elements");
+	rule->transitions = md_alloc(c, n, sizeof(MdTransition));
+	if (rule->transitions == NULL)
+		return false;
+	for (i = 0; i < n; i++)
+	{
+		json_object *elem = json_object_array_get_idx(value, i);
+		const MdPath *ep = md_elem(&frame, at, i);
+
+		if (!json_object_is_type(elem, json_type_string) &&
+			!json_object_is_type(elem, json_type_object))
+			return md_fail(c, ep, "must be a state name or a transition object");
+		if (!md_compile_candidate(c, ep, elem, &rule->transitions[i]))
+			return false;
+		rule->ntransitions = (int) i + 1;
+	}
+	return true;
+}
+
+/* An "on" or "any" object: event tag -> candidates */
+static bool
+md_compile_rules(MdCompiler *c, const MdPath *at, json_object *obj,
+				 MdRule **rules, int *nrules)
+{
+	struct json_object_iterator it;
+	struct json_object_iterator end;
+	MdPath		frame;
+
+	if (!json_object_is_type(obj, json_type_object))
+		return md_fail(c, at, "must be an object");
+	*rules = md_alloc(c, (size_t) json_object_object_length(obj),
+					  sizeof(MdRule));
+	if (*rules == NULL)
+		return false;
+	*nrules = 0;
+
+	it = json_object_iter_begin(obj);
+	end = json_object_iter_end(obj);
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
+	{
+		const char *key = json_object_iter_peek_name(&it);
+		json_object *value = json_object_iter_peek_value(&it);
+		const MdPath *kp = md_key(&frame, at, key);
+		MdRule	   *rule = &(*rules)[*nrules];
+
+		if (!md_check_name(c, kp, key, "an event tag", false))
+			return false;
+		rule->event = md_strdup(c, key);
+		if (rule->event == NULL)
+			return false;
+		(*nrules)++;
+		if (!md_compile_rule(c, kp, value, rule))
+			return false;
+	}
+	return true;
+}
+
+/* ----------------------------------------------------------------
+ * States
+ * ----------------------------------------------------------------
+ */
+
+/* "entry" and "exit": arrays of effect function names */
+static bool
+md_compile_effects(MdCompiler *c, const MdPath *at, json_object *value,
+				   int **effects, int *neffects)
+{
+	size_t		n;
+	size_t		i;
+	MdPath		frame;
+
+	if (!json_object_is_type(value, json_type_array))
+		return md_fail(c, at, "must be an array of function names");
+	n = json_object_array_length(value);
+	if (n > INT_MAX)
+		return md_fail(c, at, "has too many elements");
+	*effects = md_alloc(c, n, sizeof(int));
+	if (*effects == NULL)
+		return false;
+	*neffects = 0;
+	for (i = 0; i < n; i++)
+	{
+		if (!md_function(c, md_elem(&frame, at, i),
+						 json_object_array_get_idx(value, i),
+						 MD_FN_EFFECT, &(*effects)[i]))
+			return false;
+		*neffects = (int) i + 1;
+	}
+	return true;
+}
+
+/*
+ * The payload of a timer's event ends up as jsonb: no NUL characters in its
+ * strings, no NaN or infinite numbers (json-c would print something that is
+ * not JSON), and no integer that json-c clamped to its 64-bit range (it
+ * would print another number than the one written).
+ */
+static bool
+md_check_payload(MdCompiler *c, const MdPath *at, json_object *value)
+{
+	MdPath		frame;
+	const char *s;
+	size_t		len;
+	size_t		n;
+	size_t		i;
+
+	switch (json_object_get_type(value))
+	{
+		case json_type_string:
+			return md_get_string(c, at, value, &s, &len);
+		case json_type_double:
+			if (!isfinite(json_object_get_double(value)))
+				return md_fail(c, at, "must be a finite number");
+			return true;
+		case json_type_int:
+			if (json_object_get_int64(value) == INT64_MIN ||
+				json_object_get_uint64(value) == UINT64_MAX)
+				return md_fail(c, at, "is out of range");
+			return true;
+		case json_type_array:
+			n = json_object_array_length(value);
+			for (i = 0; i < n; i++)
+			{
+				if (!md_check_payload(c, md_elem(&frame, at, i),
+									  json_object_array_get_idx(value, i)))
+					return false;
+			}
+			return true;
+		case json_type_object:
+			{
+				struct json_object_iterator it = json_object_iter_begin(value);
+				struct json_object_iterator end = json_object_iter_end(value);
+
+				for (; !json_object_iter_equal(&it, &end);
+					 json_object_iter_next(&it))
+				{
+					if (!md_check_payload(c,
+										  md_key(&frame, at,
+												 json_object_iter_peek_name(&it)),
+										  json_object_iter_peek_value(&it)))
+						return false;
+				}
+				return true;
+			}
+		default:
+			return true;
+	}
+}
+
+static bool
+md_compile_timer_event(MdCompiler *c, const MdPath *at, json_object *value,
+					   MdTimer *timer)
+{
+	json_object *tag;
+	const char *text;
+	const char *s;
+	size_t		len;
+	MdPath		frame;
+	const MdPath *tp;
+
+	if (!json_object_is_type(value, json_type_object))
+		return md_fail(c, at, "must be an object with a string \"_tag\"");
+	tp = md_key(&frame, at, "_tag");
+	if (!json_object_object_get_ex(value, "_tag", &tag))
+		return md_fail(c, tp, "is required");
+	if (!md_get_string(c, tp, tag, &s, &len) ||
+		!md_check_name(c, tp, s, "an event tag", false))
+		return false;
+	timer->event_tag = md_strndup(c, s, len);
+	if (timer->event_tag == NULL)
+		return false;
+	if (!md_check_payload(c, at, value))
+		return false;
+	text = json_object_to_json_string_ext(value,
+										  JSON_C_TO_STRING_PLAIN |
+										  JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (text == NULL)
+		return md_oom(c);
+	timer->event = md_strdup(c, text);
+	return timer->event != NULL;
+}
+
+/* One element of "after": {"delay": INTERVAL, "event": {...}} */
+static bool
+md_compile_timer(MdCompiler *c, const MdPath *at, json_object *obj,
+				 int state, MdTimer *timer)
+{
+	struct json_object_iterator it = json_object_iter_begin(obj);
+	struct json_object_iterator end = json_object_iter_end(obj);
+	MdPath		frame;
+	MdTimerCheck *checks;
+	MdTimerCheck *check;
+
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
+	{
+		const char *key = json_object_iter_peek_name(&it);
+		json_object *value = json_object_iter_peek_value(&it);
+		const MdPath *kp = md_key(&frame, at, key);
+
+		if (strcmp(key, "delay") == 0)
+		{
+			const char *text;
+			size_t		len;
+			char		msg[512];
+
+			if (!md_get_string(c, kp, value, &text, &len))
+				return false;
+			if (!md_parse_interval(text, &timer->delay_us, msg, sizeof(msg)))
+				return md_fail(c, kp, "%s", msg);
+			timer->delay = md_strndup(c, text, len);
+			if (timer->delay == NULL)
+				return false;
+		}
+		else if (strcmp(key, "event") == 0)
+		{
+			if (!md_compile_timer_event(c, kp, value, timer))
+				return false;
+		}
+		else
+			return md_fail(c, kp, "unknown key");
+	}
+	if (timer->delay == NULL)
+		return md_fail(c, md_key(&frame, at, "delay"), "is required");
+	if (timer->event == NULL)
+		return md_fail(c, md_key(&frame, at, "event"), "is required");
+
+	/* The state must accept the event: checked once every rule is known */
+	checks = md_grow(c, c->checks, c->nchecks, &c->maxchecks,
+					 sizeof(MdTimerCheck));
+	if (checks == NULL)
+		return false;
+	c->checks = checks;
+	check = &c->checks[c->nchecks];
+	check->state = state;
+	check->event_tag = timer->event_tag;
+	check->path = md_path_string(c, c->scratch,
+								 md_key(&frame, at, "event"));
+	if (check->path == NULL)
+		return false;
+	c->nchecks++;
+	return true;
+}
+
+static bool
+md_compile_timers(MdCompiler *c, const MdPath *at, json_object *value,
+				  int state)
+{
+	MdState    *st = &c->def->states[state];
+	size_t		n;
+	size_t		i;
+	MdPath		frame;
+
+	if (!json_object_is_type(value, json_type_array))
+		return md_fail(c, at, "must be an array");
+	n = json_object_array_length(value);
+	if (n > INT_MAX)
+		return md_fail(c, at, "has too many elements");
+	st->timers = md_alloc(c, n, sizeof(MdTimer));
+	if (st->timers == NULL)
+		return false;
+	st->ntimers = 0;
+	for (i = 0; i < n; i++)
+	{
+		json_object *elem = json_object_array_get_idx(value, i);
+		const MdPath *ep = md_elem(&frame, at, i);
+
+		if (!json_object_is_type(elem, json_type_object))
+			return md_fail(c, ep, "must be an object");
+		if (!md_compile_timer(c, ep, elem, state, &st->timers[i]))
+			return false;
+		st->ntimers = (int) i + 1;
+	}
+	if (n > 0)
+		c->def->needs_worker = true;
+	return true;
+}
+
+static bool
+md_compile_state(MdCompiler *c, const MdPath *at, json_object *obj, int state)
+{
+	MdState    *st = &c->def->states[state];
+	struct json_object_iterator it;
+	struct json_object_iterator end;
+	MdPath		frame;
+
+	if (!json_object_is_type(obj, json_type_object))
+		return md_fail(c, at, "must be an object");
+
+	it = json_object_iter_begin(obj);
+	end = json_object_iter_end(obj);
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
+	{
+		const char *key = json_object_iter_peek_name(&it);
+		json_object *value = json_object_iter_peek_value(&it);
+		const MdPath *kp = md_key(&frame, at, key);
+		const char *s;
+		size_t		len;
+		bool		ok;
+
+		if (strcmp(key, "on") == 0)
+			ok = md_compile_rules(c, kp, value, &st->rules, &st->nrules);
+		else if (strcmp(key, "entry") == 0)
+			ok = md_compile_effects(c, kp, value, &st->entry, &st->nentry);
+		else if (strcmp(key, "exit") == 0)
+			ok = md_compile_effects(c, kp, value, &st->exit, &st->nexit);
+		else if (strcmp(key, "after") == 0)
+			ok = md_compile_timers(c, kp, value, state);
+		else if (strcmp(key, "final") == 0)
+			ok = md_get_bool(c, kp, value, &st->final);
+		else if (strcmp(key, "description") == 0)
+			ok = md_get_string(c, kp, value, &s, &len);
+		else
+			ok = md_fail(c, kp, "unknown key");
+		if (!ok)
+			return false;
+	}
+
+	/* A final state is never left */
+	if (st->final && st->nrules > 0)
+		return md_fail(c, md_key(&frame, at, "on"),
+					   "a final state accepts no events");
+	if (st->final && st->ntimers > 0)
+		return md_fail(c, md_key(&frame, at, "after"),
+					   "a final state cannot have timers");
+	if (st->final && st->nexit > 0)
+		return md_fail(c, md_key(&frame, at, "exit"),
+					   "a final state is never left, so it cannot have exit effects");
+	return true;
+}
+
+static int
+md_cmp_state(const void *a, const void *b)
+{
+	return strcmp(((const MdState *) a)->name, ((const MdState *) b)->name);
+}
+
+/*
+ * Before the walk: check the "states" object and its names, and lay out the
+ * states sorted by name, so that targets resolve to their final indexes.
+ */
+static bool
+md_collect_states(MdCompiler *c, json_object *root)
+{
+	MachineDef *def = c->def;
+	json_object *states;
+	struct json_object_iterator it;
+	struct json_object_iterator end;
+	MdPath		sframe;
+	MdPath		frame;
+	const MdPath *sp = md_key(&sframe, NULL, "states");
+	int			n;
+	int			i;
+
+	if (!json_object_object_get_ex(root, "states", &states))
+		return md_fail(c, sp, "is required");
+	if (!json_object_is_type(states, json_type_object) ||
+		json_object_object_length(states) <= 0)
+		return md_fail(c, sp, "must be a non-empty object");
+
+	n = json_object_object_length(states);
+	def->states = md_alloc(c, (size_t) n, sizeof(MdState));
+	if (def->states == NULL)
+		return false;
+	i = 0;
+	it = json_object_iter_begin(states);
+	end = json_object_iter_end(states);
+	for (; !json_object_iter_equal(&it, &end) && i < n;
+		 json_object_iter_next(&it))
+	{
+		const char *name = json_object_iter_peek_name(&it);
+
+		if (!md_check_name(c, md_key(&frame, sp, name), name,
+						   "a state name", false))
+			return false;
+		def->states[i].name = md_strdup(c, name);
+		if (def->states[i].name == NULL)
+			return false;
+		i++;
+	}
+	def->nstates = i;
+	qsort(def->states, (size_t) def->nstates, sizeof(MdState), md_cmp_state);
+	for (i = 1; i < def->nstates; i++)
+	{
+		if (strcmp(def->states[i - 1].name, def->states[i].name) == 0)
+			return md_fail(c, sp, "duplicate state \"%s\"", def->states[i].name);
+	}
+	return true;
+}
+
+static bool
+md_compile_states(MdCompiler *c, const MdPath *at, json_object *states)
+{
+	struct json_object_iterator it = json_object_iter_begin(states);
+	struct json_object_iterator end = json_object_iter_end(states);
+	MdPath		frame;
+
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
+	{
+		const char *name = json_object_iter_peek_name(&it);
+		int			state = md_find_state(c->def, name);
+
+		if (state < 0)			/* cannot happen: collected before */
+			return md_fail(c, at, "state \"%s\" went missing", name);
+		if (!md_compile_state(c, md_key(&frame, at, name),
+							  json_object_iter_peek_value(&it), state))
+			return false;
+	}
+	return true;
+}
+
+/* ----------------------------------------------------------------
+ * Event schemas, persistence, the root
+ * ----------------------------------------------------------------
+ */
+
+static bool
+md_compile_field_type(MdCompiler *c, const MdPath *at, json_object *value,
+					  MdField *field)
+{
+	static const struct
+	{
+		const char *name;
+		MdFieldType type;
+	}			types[] = {
+		{"string", MD_FIELD_STRING},
+		{"number", MD_FIELD_NUMBER},
+		{"boolean", MD_FIELD_BOOLEAN},
+		{"object", MD_FIELD_OBJECT},
+		{"array", MD_FIELD_ARRAY},
+		{"any", MD_FIELD_ANY}
+	};
+	const char *s;
+	size_t		len;
+	size_t		base;
+	size_t		i;
+
+	if (!md_get_string(c, at, value, &s, &len))
+		return false;
+	base = len;
+	if (len > 0 && s[len - 1] == '?')
+	{
+		field->optional = true;
+		base--;
+	}
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+	{
+		if (md_word_eq(s, base, types[i].name))
+		{
+			field->type = types[i].type;
+			return true;
+		}
+	}
+	return md_fail(c, at,
+				   "\"%s\" is not a type; expected string, number, boolean, object, array or any (with an optional trailing \"?\")",
+				   s);
+}
+
+static bool
+md_compile_schema(MdCompiler *c, const MdPath *at, json_object *obj,
+				  MdEventSchema *schema)
+{
+	struct json_object_iterator it;
+	struct json_object_iterator end;
+	MdPath		frame;
+
+	if (!json_object_is_type(obj, json_type_object))
+		return md_fail(c, at, "must be an object mapping field names to types");
+	schema->fields = md_alloc(c, (size_t) json_object_object_length(obj),
+							  sizeof(MdField));
+	if (schema->fields == NULL)
+		return false;
+	schema->nfields = 0;
+
+	it = json_object_iter_begin(obj);
+	end = json_object_iter_end(obj);
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
+	{
+		const char *name = json_object_iter_peek_name(&it);
+		const MdPath *kp = md_key(&frame, at, name);
+		MdField    *field = &schema->fields[schema->nfields];
+
+		if (strcmp(name, "_tag") == 0)
+			return md_fail(c, kp,
+						   "\"_tag\" cannot be declared; every event has one");
+		if (!md_check_name(c, kp, name, "a field name", true))
+			return false;
+		field->name = md_strdup(c, name);
+		if (field->name == NULL)
+			return false;
+		schema->nfields++;
+		if (!md_compile_field_type(c, kp, json_object_iter_peek_value(&it),
+								   field))
+			return false;
+	}
+	return true;
+}
+
+static bool
+md_compile_events(MdCompiler *c, const MdPath *at, json_object *obj)
+{
+	MachineDef *def = c->def;
+	struct json_object_iterator it;
+	struct json_object_iterator end;
+	MdPath		frame;
+
+	if (!json_object_is_type(obj, json_type_object))
+		return md_fail(c, at, "must be an object");
+	def->events = md_alloc(c, (size_t) json_object_object_length(obj),
+						   sizeof(MdEventSchema));
+	if (def->events == NULL)
+		return false;
+	def->nevents = 0;
+
+	it = json_object_iter_begin(obj);
+	end = json_object_iter_end(obj);
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
+	{
+		const char *tag = json_object_iter_peek_name(&it);
+		const MdPath *kp = md_key(&frame, at, tag);
+		MdEventSchema *schema = &def->events[def->nevents];
+
+		if (!md_check_name(c, kp, tag, "an event tag", false))
+			return false;
+		schema->event = md_strdup(c, tag);
+		if (schema->event == NULL)
+			return false;
+		def->nevents++;
+		if (!md_compile_schema(c, kp, json_object_iter_peek_value(&it),
+							   schema))
+			return false;
+	}
+	return true;
+}
+
+static bool
+md_compile_persistence(MdCompiler *c, const MdPath *at, json_object *obj)
+{
+	MdPersistence *ps = &c->def->persistence;
+	struct json_object_iterator it;
+	struct json_object_iterator end;
+	MdPath		frame;
+
+	if (!json_object_is_type(obj, json_type_object))
+		return md_fail(c, at, "must be an object");
+	ps->enabled = true;
+
+	it = json_object_iter_begin(obj);
+	end = json_object_iter_end(obj);
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
+	{
+		const char *key = json_object_iter_peek_name(&it);
+		json_object *value = json_object_iter_peek_value(&it);
+		const MdPath *kp = md_key(&frame, at, key);
+		bool		ok;
+
+		if (strcmp(key, "snapshotSchedule") == 0)
+			ok = md_compile_schedule(c, kp, value);
+		else if (strcmp(key, "journalEvents") == 0)
+			ok = md_get_bool(c, kp, value, &ps->journal_events);
+		else if (strcmp(key, "machineType") == 0)
+			ok = md_get_name_string(c, kp, value, MD_MAX_NAME_LEN,
+									&ps->machine_type);
+		else if (strcmp(key, "adapter") == 0)
+			ok = md_get_name_string(c, kp, value, SIZE_MAX, &ps->adapter);
+		else
+			ok = md_fail(c, kp, "unknown key");
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static bool
+md_compile_root(MdCompiler *c, json_object *root)
+{
+	MachineDef *def = c->def;
+	struct json_object_iterator it = json_object_iter_begin(root);
+	struct json_object_iterator end = json_object_iter_end(root);
+	MdPath		frame;
+
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
+	{
+		const char *key = json_object_iter_peek_name(&it);
+		json_object *value = json_object_iter_peek_value(&it);
+		const MdPath *kp = md_key(&frame, NULL, key);
+		const char *s;
+		size_t		len;
+		bool		ok;
+
+		if (strcmp(key, "initial") == 0)
+		{
+			ok = md_target(c, kp, value, &def->initial);
+			c->have_initial = ok;
+		}
+		else if (strcmp(key, "states") == 0)
+			ok = md_compile_states(c, kp, value);
+		else if (strcmp(key, "any") == 0)
+			ok = md_compile_rules(c, kp, value, &def->any, &def->nany);
+		else if (strcmp(key, "events") == 0)
+			ok = md_compile_events(c, kp, value);
+		else if (strcmp(key, "unhandled") == 0)
+		{
+			if (json_object_is_type(value, json_type_string) &&
+				strcmp(json_object_get_string(value), "error") == 0 &&
+				json_object_get_string_len(value) == 5)
+				def->unhandled_ignore = false;
+			else if (json_object_is_type(value, json_type_string) &&
+					 strcmp(json_object_get_string(value), "ignore") == 0 &&
+					 json_object_get_string_len(value) == 6)
+				def->unhandled_ignore = true;
+			else
+				return md_fail(c, kp, "must be \"error\" or \"ignore\"");
+			ok = true;
+		}
+		else if (strcmp(key, "notify") == 0)
+			ok = md_get_name_string(c, kp, value, MD_MAX_NAME_LEN,
+									&def->notify);
+		else if (strcmp(key, "persistence") == 0)
+			ok = md_compile_persistence(c, kp, value);
+		else if (strcmp(key, "description") == 0)
+			ok = md_get_string(c, kp, value, &s, &len);
+		else
+			ok = md_fail(c, kp, "unknown key");
+		if (!ok)
+			return false;
+	}
+	if (!c->have_initial)
+		return md_fail(c, md_key(&frame, NULL, "initial"), "is required");
+	return true;
+}
+
+/* ----------------------------------------------------------------
+ * After the walk
+ * ----------------------------------------------------------------
+ */
+
+static int
+md_cmp_rule(const void *a, const void *b)
+{
+	return strcmp(((const MdRule *) a)->event, ((const MdRule *) b)->event);
+}
+
+static int
+md_cmp_schema(const void *a, const void *b)
+{
+	return strcmp(((const MdEventSchema *) a)->event,
+				  ((const MdEventSchema *) b)->event);
+}
+
+static int
+md_cmp_field(const void *a, const void *b)
+{
+	return strcmp(((const MdField *) a)->name, ((const MdField *) b)->name);
+}
+
+/* Sort rules by event; json-c keeps one value per key, but check anyway */
+static bool
+md_sort_rules(MdCompiler *c, const MdPath *at, MdRule *rules, int nrules)
+{
+	int			i;
+
+	if (nrules > 1)
+		qsort(rules, (size_t) nrules, sizeof(MdRule), md_cmp_rule);
+	for (i = 1; i < nrules; i++)
+	{
+		if (strcmp(rules[i - 1].event, rules[i].event) == 0)
+			return md_fail(c, at, "duplicate event \"%s\"", rules[i].event);
+	}
+	return true;
+}
+
+static bool
+md_finish(MdCompiler *c)
+{
+	MachineDef *def = c->def;
+	MdPath		frames[3];
+	int			i;
+	int			j;
+
+	for (i = 0; i < def->nstates; i++)
+	{
+		const MdPath *sp = md_key(&frames[1], md_key(&frames[0], NULL, "states"),
+								  def->states[i].name);
+
+		if (!md_sort_rules(c, md_key(&frames[2], sp, "on"),
+						   def->states[i].rules, def->states[i].nrules))
+			return false;
+	}
+	if (!md_sort_rules(c, md_key(&frames[0], NULL, "any"), def->any, def->nany))
+		return false;
+
+	if (def->nevents > 1)
+		qsort(def->events, (size_t) def->nevents, sizeof(MdEventSchema),
+			  md_cmp_schema);
+	for (i = 0; i < def->nevents; i++)
+	{
+		MdEventSchema *schema = &def->events[i];
+
+		if (i > 0 && strcmp(def->events[i - 1].event, schema->event) == 0)
+			return md_fail(c, md_key(&frames[0], NULL, "events"),
+						   "duplicate event \"%s\"", schema->event);
+		if (schema->nfields > 1)
+			qsort(schema->fields, (size_t) schema->nfields, sizeof(MdField),
+				  md_cmp_field);
+		for (j = 1; j < schema->nfields; j++)
+		{
+			if (strcmp(schema->fields[j - 1].name, schema->fields[j].name) == 0)
+				return md_fail(c, md_key(&frames[1],
+										 md_key(&frames[0], NULL, "events"),
+										 schema->event),
+							   "duplicate field \"%s\"", schema->fields[j].name);
+		}
+	}
+
+	/* Every timer's event must be accepted by its state */
+	for (i = 0; i < c->nchecks; i++)
+	{
+		const MdTimerCheck *check = &c->checks[i];
+
+		if (md_state_rule(def, check->state, check->event_tag) == NULL)
+			return md_fail_text(c, check->path,
+								"state \"%s\" does not accept event \"%s\"",
+								def->states[check->state].name,
+								check->event_tag);
+	}
+
+	def->functions = md_alloc(c, (size_t) c->nfunctions, sizeof(MdFunction));
+	if (def->functions == NULL)
+		return false;
+	if (c->nfunctions > 0)
+		memcpy(def->functions, c->functions,
+			   (size_t) c->nfunctions * sizeof(MdFunction));
+	def->nfunctions = c->nfunctions;
+	return true;
+}
+
+/* ----------------------------------------------------------------
+ * The API
+ * ----------------------------------------------------------------
+ */
+
+/* Parse the text; NULL with the error reported when it is not a JSON object */
+static json_object *
+md_parse(MdCompiler *c, const char *json, size_t len)
+{
+	json_tokener *tok;
+	json_object *root;
+	enum json_tokener_error jerr;
+	size_t		parse_end = len;
+
+	if (len > (size_t) INT_MAX - 1)
+	{
+		md_fail(c, NULL, "invalid JSON: the text is too long");
+		return NULL;
+	}
+	tok = json_tokener_new_ex(MD_JSON_DEPTH);
+	if (tok == NULL)
+	{
+		md_oom(c);
+		return NULL;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	root = json_tokener_parse_ex(tok, json != NULL ? json : "", (int) len);
+	jerr = json_tokener_get_error(tok);
+	if (jerr == json_tokener_success)
+		parse_end = json_tokener_get_parse_end(tok);
+	else if (jerr == json_tokener_continue)
+	{
+		/* The end of the input: pass the terminator that ends a number */
+		root = json_tokener_parse_ex(tok, "", 1);
+		jerr = json_tokener_get_error(tok);
+	}
+	json_tokener_free(tok);
+
+	if (jerr != json_tokener_success)
+	{
+		json_object_put(root);
+		md_fail(c, NULL, "invalid JSON: %s", json_tokener_error_desc(jerr));
+		return NULL;
+	}
+	if (parse_end < len)
+	{
+		/* json-c stops at a NUL byte; strict mode refuses anything else */
+		json_object_put(root);
+		md_fail(c, NULL, "invalid JSON: %s",
+				json[parse_end] == '\0' ? "unexpected NUL byte" :
+				"unexpected characters after the value");
+		return NULL;
+	}
+	if (!json_object_is_type(root, json_type_object))
+	{
+		json_object_put(root);
+		md_fail(c, NULL, "must be a JSON object");
+		return NULL;
+	}
+	return root;
+}
+
+MachineDef *
+md_compile(const char *json, size_t len, char *errbuf, size_t errlen)
+{
+	MdCompiler	c;
+	json_object *root;
+	bool		ok;
+
+	memset(&c, 0, sizeof(c));
+	c.errbuf = errbuf;
+	c.errlen = errlen;
+	if (errbuf != NULL && errlen > 0)
+		errbuf[0] = '\0';
+	if (json == NULL)
+		len = 0;
+
+	c.arena = md_arena_create();
+	if (c.arena == NULL)
+	{
+		md_oom(&c);
+		return NULL;
+	}
+	c.scratch = md_arena_create();
+	if (c.scratch == NULL)
+	{
+		md_arena_destroy(c.arena);
+		md_oom(&c);
+		return NULL;
+	}
+	c.def = md_arena_alloc(c.arena, sizeof(MachineDef));
+	if (c.def == NULL)
+	{
+		md_arena_destroy(c.scratch);
+		md_arena_destroy(c.arena);
+		md_oom(&c);
+		return NULL;
+	}
+	c.def->arena = c.arena;
+	c.def->initial = -1;
+	c.def->persistence.journal_events = true;
+	c.def->persistence.schedule = MD_SNAPSHOT_NEVER;
+
+	root = md_parse(&c, json, len);
+	ok = root != NULL &&
+		md_collect_states(&c, root) &&
+		md_compile_root(&c, root);
+	if (ok && md_text_has_nul_escape(json, len))
+		ok = md_fail(&c, NULL, "object keys must not contain NUL characters");
+	if (ok)
+		ok = md_finish(&c);
+
+	json_object_put(root);
+	md_arena_destroy(c.scratch);
+	if (!ok)
+	{
+		md_arena_destroy(c.arena);
+		return NULL;
+	}
+	return c.def;
+}
+
+void
+md_free(MachineDef *def)
+{
+	if (def != NULL)
+		md_arena_destroy(def->arena);
+}
+
+int
+md_find_state(const MachineDef *def, const char *name)
+{
+	int			lo = 0;
+	int			hi;
+
+	if (def == NULL || name == NULL)
+		return -1;
+	hi = def->nstates - 1;
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		int			cmp = strcmp(name, def->states[mid].name);
+
+		if (cmp == 0)
+			return mid;
+		if (cmp < 0)
+			hi = mid - 1;
+		else
+			lo = mid + 1;
+	}
+	return -1;
+}
+
+const MdRule *
+md_find_rule(const MdRule *rules, int nrules, const char *event)
+{
+	int			lo = 0;
+	int			hi = nrules - 1;
+
+	if (rules == NULL || event == NULL)
+		return NULL;
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		int			cmp = strcmp(event, rules[mid].event);
+
+		if (cmp == 0)
+			return &rules[mid];
+		if (cmp < 0)
+			hi = mid - 1;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+const MdEventSchema *
+md_find_event_schema(const MachineDef *def, const char *event)
+{
+	int			lo = 0;
+	int			hi;
+
+	if (def == NULL || event == NULL)
+		return NULL;
+	hi = def->nevents - 1;
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		int			cmp = strcmp(event, def->events[mid].event);
+
+		if (cmp == 0)
+			return &def->events[mid];
+		if (cmp < 0)
+			hi = mid - 1;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+const MdRule *
+md_state_rule(const MachineDef *def, int state, const char *event)
+{
+	const MdState *st;
+	const MdRule *rule;
+
+	if (def == NULL || state < 0 || state >= def->nstates)
+		return NULL;
+	st = &def->states[state];
+	if (st->final)
+		return NULL;
+	rule = md_find_rule(st->rules, st->nrules, event);
+	if (rule != NULL)
+		return rule;
+	return md_find_rule(def->any, def->nany, event);
+}
