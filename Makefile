@@ -1,0 +1,39 @@
+# machine: durable actors inside PostgreSQL (PGXS build)
+
+EXTENSION = machine
+MODULE_big = machine
+OBJS = \
+	src/definition.o \
+	src/machine.o \
+	src/registry.o \
+	src/values.o \
+	src/transition.o \
+	src/store.o \
+	src/send.o \
+	src/actors.o \
+	src/restore.o \
+	src/simulate.o
+
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
+	-Wno-missing-field-initializers
+SHLIB_LINK = -ljson-c
+
+REGRESS = definitions send persistence conflicts restore replay view simulate privileges
+REGRESS_OPTS = --load-extension=$(EXTENSION)
+
+ISOLATION = send_order expected_version_race persist_vs_send redefine_vs_send
+# later options win: specs and their expected output live under test/isolation
+ISOLATION_OPTS = --load-extension=$(EXTENSION) \
+	--inputdir=test/isolation --outputdir=test/isolation/output_iso
+
+PROVE_TESTS = $(wildcard test/t/*.pl)
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: unit
+unit:
+	$(MAKE) -C test/unit check

@@ -1,0 +1,239 @@
+/* machine--1.0.sql: durable actors inside PostgreSQL */
+
+\echo Use "CREATE EXTENSION machine" to load this file. \quit
+
+/*
+ * Tables live in schema "machine"; functions in the schema the extension is
+ * installed into, so that machine_send() is called unqualified.  Everything
+ * here is schema-qualified so that a hostile search_path cannot redirect it.
+ */
+CREATE SCHEMA machine;
+COMMENT ON SCHEMA machine IS 'tables and views of the machine extension';
+
+CREATE TABLE machine.machines (
+	name text PRIMARY KEY
+		CHECK (pg_catalog.octet_length(name) OPERATOR(pg_catalog.<=) 63
+			   AND name OPERATOR(pg_catalog.<>) ''),
+	revision integer NOT NULL,
+	definition jsonb NOT NULL,
+	functions text[] NOT NULL,
+	machine_type text NOT NULL,
+	defined_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE machine.machines IS
+	'machine definitions, one row per machine, at its latest revision';
+COMMENT ON COLUMN machine.machines.functions IS
+	'signatures of the guard, handler and effect functions, resolved when the machine was defined';
+
+CREATE TABLE machine.instances (
+	actor_id text PRIMARY KEY,
+	machine text NOT NULL REFERENCES machine.machines (name),
+	status text NOT NULL
+		CHECK (status OPERATOR(pg_catalog.=) ANY ('{running,stopped,done}'::text[])),
+	version bigint NOT NULL CHECK (version OPERATOR(pg_catalog.>=) 0),
+	state jsonb NOT NULL,
+	state_tag text NOT NULL,
+	initial_state jsonb NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	last_activity_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX ON machine.instances (machine);
+COMMENT ON TABLE machine.instances IS
+	'every actor: its live state and the metadata that restore starts from';
+
+CREATE TABLE machine.events (
+	actor_id text NOT NULL,
+	version bigint NOT NULL CHECK (version OPERATOR(pg_catalog.>=) 1),
+	event jsonb NOT NULL,
+	state_tag text NOT NULL,
+	recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (actor_id, version)
+);
+COMMENT ON TABLE machine.events IS
+	'append-only journal: row N holds the event that produced version N of an actor';
+
+CREATE TABLE machine.snapshots (
+	actor_id text NOT NULL,
+	version bigint NOT NULL CHECK (version OPERATOR(pg_catalog.>=) 0),
+	state jsonb NOT NULL,
+	state_tag text NOT NULL,
+	taken_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (actor_id, version)
+);
+COMMENT ON TABLE machine.snapshots IS
+	'state snapshots of persistent actors; every one is kept';
+
+SELECT pg_catalog.pg_extension_config_dump('machine.machines', '');
+SELECT pg_catalog.pg_extension_config_dump('machine.instances', '');
+SELECT pg_catalog.pg_extension_config_dump('machine.events', '');
+SELECT pg_catalog.pg_extension_config_dump('machine.snapshots', '');
+
+CREATE VIEW machine.actors AS
+	SELECT i.actor_id AS id,
+		   i.machine,
+		   m.machine_type,
+		   i.created_at,
+		   i.last_activity_at,
+		   i.version,
+		   i.state_tag,
+		   i.status,
+		   (SELECT pg_catalog.max(s.version)
+			  FROM machine.snapshots s
+			 WHERE s.actor_id OPERATOR(pg_catalog.=) i.actor_id) AS snapshot_version
+	  FROM machine.instances i
+	  JOIN machine.machines m ON m.name OPERATOR(pg_catalog.=) i.machine;
+COMMENT ON VIEW machine.actors IS
+	'the actor registry: one row per actor, running, stopped or done';
+
+/* Definitions */
+
+CREATE FUNCTION machine_define(name text, definition jsonb)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'machine_define'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_define(text, jsonb) IS
+	'create a machine, or replace it with a new revision; returns the revision';
+
+CREATE FUNCTION machine_definition(name text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_definition'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION machine_definition(text) IS
+	'the definition of a machine at its latest revision, or NULL';
+
+CREATE FUNCTION machine_drop(name text, "cascade" boolean DEFAULT false)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'machine_drop'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_drop(text, boolean) IS
+	'drop a machine (with cascade, and its actors); false when there is no such machine';
+
+/* Actors */
+
+CREATE FUNCTION machine_spawn(actor_id text, machine text, data jsonb DEFAULT '{}')
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_spawn'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_spawn(text, text, jsonb) IS
+	'create an actor at version 0 in the initial state of its machine';
+
+CREATE FUNCTION machine_send(actor_id text, event jsonb, expected_version bigint DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_send'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_send(text, jsonb, bigint) IS
+	'apply one event to an actor in this transaction; returns the new state';
+
+CREATE FUNCTION machine_state(actor_id text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_state'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION machine_state(text) IS
+	'the current state of an actor, or NULL when there is no such actor';
+
+CREATE FUNCTION machine_version(actor_id text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'machine_version'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION machine_version(text) IS
+	'the current version of an actor, or NULL when there is no such actor';
+
+CREATE FUNCTION machine_stop(actor_id text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'machine_stop'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_stop(text) IS
+	'stop an actor, persisting it first when its machine is persistent';
+
+CREATE FUNCTION machine_delete(actor_id text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'machine_delete'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_delete(text) IS
+	'erase an actor everywhere: live state, journal, snapshots';
+
+/* Persistence */
+
+CREATE FUNCTION machine_persist(actor_id text, expected_version bigint DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'machine_persist'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_persist(text, bigint) IS
+	'take a snapshot of an actor now; returns its version';
+
+/* Restore, replay, history */
+
+CREATE FUNCTION machine_restore(actor_id text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_restore'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_restore(text) IS
+	'bring a stopped actor back from its snapshots and journal';
+
+CREATE FUNCTION machine_restore_many(actor_ids text[])
+RETURNS TABLE (actor_id text, status text, state jsonb, error text)
+AS 'MODULE_PATHNAME', 'machine_restore_many'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_restore_many(text[]) IS
+	'restore several actors; one failure never aborts the others';
+
+CREATE FUNCTION machine_restore_all(machine_type text)
+RETURNS TABLE (actor_id text, status text, state jsonb, error text)
+AS 'MODULE_PATHNAME', 'machine_restore_all'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_restore_all(text) IS
+	'restore every stopped actor of a machine type';
+
+CREATE FUNCTION machine_replay_to(actor_id text, version bigint)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_replay_to'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_replay_to(text, bigint) IS
+	'the state an actor had at a version, computed from snapshots and journal';
+
+CREATE FUNCTION machine_rewind(actor_id text, version bigint)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_rewind'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_rewind(text, bigint) IS
+	'set an actor to the state it had at a version, as a new version';
+
+CREATE FUNCTION machine_history(actor_id text)
+RETURNS TABLE (version bigint, event jsonb, state jsonb, recorded_at timestamptz)
+AS 'MODULE_PATHNAME', 'machine_history'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_history(text) IS
+	'every journaled event of an actor with the state it led to';
+
+/* Testing helpers: pure, in memory */
+
+CREATE FUNCTION machine_simulate(machine text, events jsonb[], data jsonb DEFAULT '{}')
+RETURNS TABLE (step integer, event jsonb, state jsonb)
+AS 'MODULE_PATHNAME', 'machine_simulate'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_simulate(text, jsonb[], jsonb) IS
+	'run events through a machine in memory: guards and handlers, no effects, nothing stored';
+
+CREATE FUNCTION machine_assert_path(machine text, events jsonb[], tags text[],
+									data jsonb DEFAULT '{}')
+RETURNS void
+AS 'MODULE_PATHNAME', 'machine_assert_path'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_assert_path(text, jsonb[], text[], jsonb) IS
+	'raise an error unless the events lead through exactly these state tags, initial state first';
+
+CREATE FUNCTION machine_assert_reaches(machine text, events jsonb[], tag text,
+									   data jsonb DEFAULT '{}')
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_assert_reaches'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_assert_reaches(text, jsonb[], text, jsonb) IS
+	'raise an error unless the events end in the state tag; returns that state';
+
+CREATE FUNCTION machine_assert_never_reaches(machine text, events jsonb[], tag text,
+											 data jsonb DEFAULT '{}')
+RETURNS void
+AS 'MODULE_PATHNAME', 'machine_assert_never_reaches'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_assert_never_reaches(text, jsonb[], text, jsonb) IS
+	'raise an error if the events pass through the state tag at any step';

@@ -1,0 +1,239 @@
+/*-------------------------------------------------------------------------
+ *
+ * actors.c
+ *	  The life of an actor apart from sends (SPEC §3, §4): machine_spawn,
+ *	  machine_state, machine_version, machine_stop, machine_delete,
+ *	  machine_persist.
+ *
+ * Status.  An actor in machine.instances is "running", "done" (it reached a
+ * final state; sends are refused) or "stopped" (it keeps its row, which
+ * records its machine and the state it was spawned with, and waits for
+ * machine_restore).  Stopping a non-persistent actor removes it, since
+ * nothing could restore it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+
+#include "machine.h"
+
+static void
+null_argument(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+			 errmsg("%s must not be NULL", name)));
+}
+
+static void
+actor_not_found(const char *actor_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("actor \"%s\" does not exist", actor_id)));
+}
+
+typedef struct SpawnArgs
+{
+	const char *actor_id;
+	const char *machine;
+	Jsonb	   *data;
+} SpawnArgs;
+
+static Jsonb *
+spawn_work(void *arg)
+{
+	SpawnArgs  *a = arg;
+	CompiledMachine *cm = machine_lookup(a->machine, false);
+	const MdState *initial = &cm->def->states[cm->def->initial];
+	Jsonb	   *state = jsonb_with_tag(a->data, NULL, initial->name);
+
+	machine_check_execute(cm);
+	if (!store_insert_actor(a->actor_id, cm->name,
+							initial->final ? ACTOR_DONE : ACTOR_RUNNING,
+							state, initial->name))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("actor \"%s\" already exists", a->actor_id),
+				 errhint("Choose another id, or erase the old actor with machine_delete('%s').",
+						 a->actor_id)));
+	machine_run_effects(cm, initial->entry, initial->nentry, a->actor_id,
+						state, jsonb_from_cstring("{\"_tag\": \"$init\"}"));
+	return state;
+}
+
+/*
+ * machine_spawn(actor_id text, machine text, data jsonb DEFAULT '{}')
+ * RETURNS jsonb
+ *
+ * A new actor at version 0 in the machine's initial state: the data with
+ * "_tag" set to the initial state (a "_tag" in the data is replaced).
+ */
+PG_FUNCTION_INFO_V1(machine_spawn);
+Datum
+machine_spawn(PG_FUNCTION_ARGS)
+{
+	SpawnArgs	a;
+	Jsonb	   *state;
+
+	for (int i = 0; i < 3; i++)
+		if (PG_ARGISNULL(i))
+			null_argument(i == 0 ? "actor_id" : i == 1 ? "machine" : "data");
+	a.actor_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	a.machine = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	a.data = PG_GETARG_JSONB_P(2);
+	check_actor_id(a.actor_id);
+	check_object(a.data, "data");
+
+	SPI_connect();
+	/* lock before the lookup, so that a concurrent redefinition is seen */
+	LockRelationOid(store_instances_relid(), RowExclusiveLock);
+	state = actor_transition(a.actor_id, spawn_work, &a);
+	state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(state), false, -1);
+	SPI_finish();
+
+	PG_RETURN_JSONB_P(state);
+}
+
+/*
+ * machine_state(actor_id text) RETURNS jsonb
+ *
+ * The current state of an actor (running, done, or as it was stopped);
+ * NULL when there is no such actor.
+ */
+PG_FUNCTION_INFO_V1(machine_state);
+Datum
+machine_state(PG_FUNCTION_ARGS)
+{
+	char	   *actor_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ActorRow	row;
+	Jsonb	   *state = NULL;
+
+	SPI_connect();
+	if (store_read_actor(actor_id, ROW_NO_LOCK, &row))
+		state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(row.state), false, -1);
+	SPI_finish();
+
+	if (state == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_JSONB_P(state);
+}
+
+/*
+ * machine_version(actor_id text) RETURNS bigint
+ */
+PG_FUNCTION_INFO_V1(machine_version);
+Datum
+machine_version(PG_FUNCTION_ARGS)
+{
+	char	   *actor_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ActorRow	row;
+	bool		found;
+
+	SPI_connect();
+	found = store_read_actor(actor_id, ROW_NO_LOCK, &row);
+	SPI_finish();
+
+	if (!found)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(row.version);
+}
+
+/*
+ * machine_stop(actor_id text) RETURNS boolean
+ *
+ * Stop a running (or done) actor.  A persistent one is snapshotted first, so
+ * that stop and restore lose nothing; a non-persistent one is removed.
+ * False when there is no such actor or it is stopped already.
+ */
+PG_FUNCTION_INFO_V1(machine_stop);
+Datum
+machine_stop(PG_FUNCTION_ARGS)
+{
+	char	   *actor_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ActorRow	row;
+	bool		stopped = false;
+
+	SPI_connect();
+	if (store_read_actor(actor_id, ROW_LOCK_UPDATE, &row) &&
+		row.status != ACTOR_STOPPED)
+	{
+		CompiledMachine *cm = machine_lookup(row.machine, false);
+
+		if (cm->def->persistence.enabled)
+		{
+			(void) store_insert_snapshot(actor_id, row.version, row.state,
+										 row.state_tag);
+			store_set_status(actor_id, ACTOR_STOPPED);
+		}
+		else
+			(void) store_delete_actor(actor_id);
+		stopped = true;
+	}
+	SPI_finish();
+
+	PG_RETURN_BOOL(stopped);
+}
+
+/*
+ * machine_delete(actor_id text) RETURNS boolean
+ *
+ * Erase an actor everywhere; false when nothing of it was found.
+ */
+PG_FUNCTION_INFO_V1(machine_delete);
+Datum
+machine_delete(PG_FUNCTION_ARGS)
+{
+	char	   *actor_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ActorRow	row;
+	bool		deleted;
+
+	SPI_connect();
+	/* wait for a send in flight, then erase */
+	(void) store_read_actor(actor_id, ROW_LOCK_UPDATE, &row);
+	deleted = store_delete_actor(actor_id);
+	SPI_finish();
+
+	PG_RETURN_BOOL(deleted);
+}
+
+/*
+ * machine_persist(actor_id text, expected_version bigint DEFAULT NULL)
+ * RETURNS bigint
+ *
+ * Take a snapshot of the actor's current state now and return its version;
+ * a snapshot of that version existing already is fine.
+ */
+PG_FUNCTION_INFO_V1(machine_persist);
+Datum
+machine_persist(PG_FUNCTION_ARGS)
+{
+	char	   *actor_id;
+	ActorRow	row;
+	CompiledMachine *cm;
+
+	if (PG_ARGISNULL(0))
+		null_argument("actor_id");
+	actor_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	SPI_connect();
+	if (!store_read_actor(actor_id, ROW_LOCK_SHARE, &row))
+		actor_not_found(actor_id);
+	if (!PG_ARGISNULL(1) && PG_GETARG_INT64(1) != row.version)
+		version_conflict(actor_id, PG_GETARG_INT64(1), row.version);
+	cm = machine_lookup(row.machine, false);
+	if (!cm->def->persistence.enabled)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("machine \"%s\" of actor \"%s\" is not persistent",
+						cm->name, actor_id),
+				 errhint("Add a \"persistence\" object to the machine's definition.")));
+	(void) store_insert_snapshot(actor_id, row.version, row.state, row.state_tag);
+	SPI_finish();
+
+	PG_RETURN_INT64(row.version);
+}

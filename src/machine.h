@@ -1,0 +1,189 @@
+/*-------------------------------------------------------------------------
+ *
+ * machine.h
+ *	  Declarations shared by the server-side modules of the machine
+ *	  extension.
+ *
+ * The modules, by concern:
+ *	 definition.c	the json-c compiler of definitions (no server headers)
+ *	 registry.c		machine_define/_definition/_drop and the per-backend cache
+ *					of compiled machines
+ *	 values.c		states and events as jsonb: validation and construction
+ *	 transition.c	the pure transition function shared by send, fold and
+ *					simulate
+ *	 store.c		every read and write of the extension's tables
+ *	 send.c			machine_send: the transition path
+ *	 actors.c		spawn, state, version, stop, delete, persist
+ *	 restore.c		restore, replay, rewind, history (folds of the journal)
+ *	 simulate.c		the in-memory testing helpers
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MACHINE_H
+#define MACHINE_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "nodes/pg_list.h"
+#include "utils/array.h"
+#include "utils/jsonb.h"
+
+#include "definition.h"
+
+/*
+ * SQLSTATEs of the extension's own conditions, class "MA".  Everything else
+ * uses PostgreSQL's standard codes; the README lists them all.
+ */
+#define ERRCODE_MACHINE_VERSION_CONFLICT	MAKE_SQLSTATE('M','A','0','0','1')
+#define ERRCODE_MACHINE_EVENT_UNHANDLED		MAKE_SQLSTATE('M','A','0','0','2')
+#define ERRCODE_MACHINE_ACTOR_DONE			MAKE_SQLSTATE('M','A','0','0','3')
+#define ERRCODE_MACHINE_REPLAY_DIVERGED		MAKE_SQLSTATE('M','A','0','0','4')
+#define ERRCODE_MACHINE_INVALID_RESULT		MAKE_SQLSTATE('M','A','0','0','5')
+
+/* Longest accepted actor id, in bytes */
+#define MACHINE_MAX_ACTOR_ID_LEN 255
+
+/* registry.c: a compiled machine, cached per backend */
+typedef struct CompiledMachine
+{
+	char		name[NAMEDATALEN];	/* hash key */
+	int32		revision;
+	MachineDef *def;			/* malloc'd by the compiler */
+	FmgrInfo   *functions;		/* parallel to def->functions */
+	bool	   *busy;			/* functions[i] is running */
+	char	   *machine_type;
+	Oid			checked_role;	/* role whose EXECUTE rights were checked */
+	MemoryContext context;		/* owns functions and machine_type */
+} CompiledMachine;
+
+extern CompiledMachine *machine_lookup(const char *name, bool missing_ok);
+extern void machine_check_execute(CompiledMachine *cm);
+extern void registry_init(void);
+
+/* values.c */
+extern char *event_tag(Jsonb *event);
+extern char *state_tag(Jsonb *state, const char *what);
+extern void check_actor_id(const char *actor_id);
+extern void check_object(Jsonb *value, const char *what);
+extern Jsonb *jsonb_with_tag(Jsonb *data, Jsonb *merge, const char *tag);
+extern JsonbValue *jsonb_field(Jsonb *object, const char *key);
+extern void check_event_payload(const MachineDef *def, Jsonb *event,
+								const char *tag);
+extern Jsonb *jsonb_from_cstring(const char *json);
+
+/* transition.c */
+typedef struct Step
+{
+	bool		handled;		/* false: no transition accepts the event */
+	int			from;			/* state indexes */
+	int			to;
+	const MdTransition *transition;
+	Jsonb	   *state;			/* the new state (the old one when unhandled) */
+	bool		left;			/* exit and entry apply: another state, or
+								 * reenter */
+	bool		had_rule;		/* unhandled although the state has a rule:
+								 * every guard refused */
+} Step;
+
+extern void machine_step(CompiledMachine *cm, Jsonb *state, int from,
+						 Jsonb *event, const char *event_name, Step *step);
+extern void machine_run_effects(CompiledMachine *cm, const int *fns, int n,
+								const char *actor_id, Jsonb *state,
+								Jsonb *event);
+extern int	machine_state_index(CompiledMachine *cm, const char *tag,
+								const char *actor_id);
+extern bool machine_should_snapshot(const MachineDef *def, int64 version);
+
+/* store.c: rows of machine.instances */
+typedef enum ActorStatus
+{
+	ACTOR_RUNNING,
+	ACTOR_STOPPED,
+	ACTOR_DONE
+} ActorStatus;
+
+typedef struct ActorRow
+{
+	char	   *machine;
+	ActorStatus status;
+	int64		version;
+	Jsonb	   *state;
+	char	   *state_tag;
+	Jsonb	   *initial_state;
+} ActorRow;
+
+typedef enum RowLock
+{
+	ROW_NO_LOCK,
+	ROW_LOCK_SHARE,				/* waits for sends in flight */
+	ROW_LOCK_UPDATE				/* the mailbox: one sender at a time */
+} RowLock;
+
+extern const char *actor_status_name(ActorStatus status);
+extern Oid	store_instances_relid(void);
+extern void store_forget_relation(Oid relid);
+extern bool store_read_actor(const char *actor_id, RowLock lock, ActorRow *row);
+extern bool store_insert_actor(const char *actor_id, const char *machine,
+							   ActorStatus status, Jsonb *state,
+							   const char *tag);
+extern void store_update_actor(const char *actor_id, ActorStatus status,
+							   int64 version, Jsonb *state, const char *tag);
+extern void store_set_status(const char *actor_id, ActorStatus status);
+extern bool store_delete_actor(const char *actor_id);
+extern void store_append_event(const char *actor_id, int64 version,
+							   Jsonb *event, const char *tag);
+extern bool store_insert_snapshot(const char *actor_id, int64 version,
+								  Jsonb *state, const char *tag);
+extern Jsonb *store_latest_snapshot(const char *actor_id, int64 upto,
+								   int64 *version);
+
+typedef struct JournalEntry
+{
+	int64		version;
+	Jsonb	   *event;
+	char	   *state_tag;
+	Datum		recorded_at;
+} JournalEntry;
+
+typedef void (*EventCallback) (JournalEntry *entry, void *arg);
+extern void store_scan_events(const char *actor_id, int64 after, int64 upto,
+							  EventCallback callback, void *arg);
+extern int64 store_count_actors(const char *machine);
+extern void store_delete_actors_of(const char *machine);
+extern List *store_stopped_of_type(const char *machine_type);
+
+/* store.c: rows of machine.machines */
+typedef struct StoredMachine
+{
+	int32		revision;
+	char	   *definition;		/* canonical JSON text */
+	ArrayType  *functions;		/* qualified names, parallel to the
+								 * compiled definition's functions */
+	char	   *machine_type;
+} StoredMachine;
+
+extern bool store_load_machine(const char *name, StoredMachine *stored);
+extern int32 store_save_machine(const char *name, Jsonb *definition,
+								ArrayType *functions, const char *machine_type);
+extern Jsonb *store_machine_definition(const char *name);
+extern bool store_delete_machine(const char *name);
+extern List *store_actors_outside(const char *machine, ArrayType *tags);
+
+/* send.c: the transition path shared by spawn, send, restore and rewind */
+typedef Jsonb *(*TransitionWork) (void *arg);
+extern int	machine_max_send_depth;
+extern Jsonb *actor_transition(const char *actor_id, TransitionWork work,
+							   void *arg);
+extern void actor_record(const char *actor_id, CompiledMachine *cm,
+						 int64 version, Jsonb *event, Jsonb *state, int to);
+extern void version_conflict(const char *actor_id, int64 expected,
+							 int64 actual) pg_attribute_noreturn();
+
+/* restore.c */
+typedef void (*FoldCallback) (JournalEntry *entry, Jsonb *state, void *arg);
+extern Jsonb *machine_fold(const char *actor_id, CompiledMachine *cm,
+						   Jsonb *initial_state, int64 upto, bool from_start,
+						   FoldCallback callback, void *arg);
+
+#endif							/* MACHINE_H */

@@ -1,0 +1,602 @@
+/*-------------------------------------------------------------------------
+ *
+ * restore.c
+ *	  Folds of the journal (SPEC §6): machine_restore, machine_restore_many,
+ *	  machine_restore_all, machine_replay_to, machine_rewind,
+ *	  machine_history.
+ *
+ * A fold starts from the latest snapshot at or below the wanted version (or
+ * from the state the actor was spawned with, version 0) and applies every
+ * journal row after it through the machine's current definition: guards and
+ * handlers run, effects never do.  Each step must reach the state tag the
+ * journal recorded, and versions must follow each other without a gap;
+ * otherwise the fold stops with an error naming the version.
+ *
+ * A "$rewind" journal row carries the state it set, so a fold through it
+ * takes that state as it is.
+ *
+ * Memory: a fold over a long journal alternates between two contexts, so
+ * only the current and the previous step's allocations are ever alive.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "machine.h"
+
+#define REWIND_TAG "$rewind"
+
+typedef struct Fold
+{
+	const char *actor_id;
+	CompiledMachine *cm;
+	Jsonb	   *state;
+	int			index;			/* of state's tag */
+	int64		version;
+	FoldCallback callback;
+	void	   *arg;
+	MemoryContext step_context[2];
+} Fold;
+
+static void
+fold_error(Fold *f, int64 version, const char *detail_fmt, const char *a,
+		   const char *b)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_MACHINE_REPLAY_DIVERGED),
+			 errmsg("replay of actor \"%s\" diverged at version " INT64_FORMAT,
+					f->actor_id, version),
+			 errdetail(detail_fmt, a, b),
+			 errhint("The definition of machine \"%s\" changed since the event was journaled, or a guard or handler is not deterministic.",
+					 f->cm->name)));
+}
+
+static void
+fold_event(JournalEntry *entry, void *arg)
+{
+	Fold	   *f = arg;
+	MemoryContext old;
+	char	   *tag;
+	Jsonb	   *state;
+	int			index;
+
+	CHECK_FOR_INTERRUPTS();
+	if (entry->version != f->version + 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_MACHINE_REPLAY_DIVERGED),
+				 errmsg("journal of actor \"%s\" has no version " INT64_FORMAT,
+						f->actor_id, f->version + 1),
+				 errdetail("The next journaled version is " INT64_FORMAT ".",
+						   entry->version)));
+
+	MemoryContextReset(f->step_context[entry->version % 2]);
+	old = MemoryContextSwitchTo(f->step_context[entry->version % 2]);
+
+	tag = state_tag(entry->event, "journaled event");
+	if (strcmp(tag, REWIND_TAG) == 0)
+	{
+		JsonbValue *v = jsonb_field(entry->event, "state");
+
+		if (v == NULL || v->type != jbvBinary)
+			elog(ERROR, "journal row " INT64_FORMAT " of actor \"%s\" is a rewind without a state",
+				 entry->version, f->actor_id);
+		state = JsonbValueToJsonb(v);
+		index = machine_state_index(f->cm, state_tag(state, "state"), f->actor_id);
+	}
+	else
+	{
+		Step		step;
+
+		machine_step(f->cm, f->state, f->index, entry->event, tag, &step);
+		if (!step.handled)
+			fold_error(f, entry->version,
+					   "Event \"%s\" is not handled in state \"%s\".",
+					   tag, f->cm->def->states[f->index].name);
+		state = step.state;
+		index = step.to;
+		/* a handler's result may share memory with its input: own it */
+		if (step.transition->handler >= 0 && step.transition->target < 0)
+			state = DatumGetJsonbPCopy(JsonbPGetDatum(state));
+	}
+	if (strcmp(f->cm->def->states[index].name, entry->state_tag) != 0)
+		fold_error(f, entry->version,
+				   "The journal recorded state \"%s\"; the fold reached \"%s\".",
+				   entry->state_tag, f->cm->def->states[index].name);
+	MemoryContextSwitchTo(old);
+
+	f->state = state;
+	f->index = index;
+	f->version = entry->version;
+	if (f->callback)
+		f->callback(entry, f->state, f->arg);
+}
+
+/*
+ * The state of an actor at version "upto", folded from the latest snapshot
+ * at or below it (or, with from_start, from the spawn state) through the
+ * journal.  Errors when "upto" cannot be reached.  The callback, if any,
+ * sees each journal row folded.  Caller is connected to SPI; the result is
+ * in the caller's memory context.
+ */
+Jsonb *
+machine_fold(const char *actor_id, CompiledMachine *cm, Jsonb *initial_state,
+			 int64 upto, bool from_start, FoldCallback callback, void *arg)
+{
+	Fold		f;
+	int64		snapshot_version = 0;
+	Jsonb	   *snapshot = NULL;
+	Jsonb	   *result;
+
+	if (!from_start)
+		snapshot = store_latest_snapshot(actor_id, upto, &snapshot_version);
+	f.actor_id = actor_id;
+	f.cm = cm;
+	f.state = snapshot ? snapshot : initial_state;
+	f.version = snapshot ? snapshot_version : 0;
+	f.index = machine_state_index(cm, state_tag(f.state, "state"), actor_id);
+	f.callback = callback;
+	f.arg = arg;
+	f.step_context[0] = AllocSetContextCreate(CurrentMemoryContext, "fold step",
+											  ALLOCSET_DEFAULT_SIZES);
+	f.step_context[1] = AllocSetContextCreate(CurrentMemoryContext, "fold step",
+											  ALLOCSET_DEFAULT_SIZES);
+
+	if (f.version < upto)
+		store_scan_events(actor_id, f.version, upto, fold_event, &f);
+	if (f.version < upto)
+		ereport(ERROR,
+				(errcode(ERRCODE_MACHINE_REPLAY_DIVERGED),
+				 errmsg("journal of actor \"%s\" has no version " INT64_FORMAT,
+						actor_id, f.version + 1),
+				 errdetail("The fold starts from %s at version " INT64_FORMAT " and the journal has nothing after version " INT64_FORMAT ".",
+						   snapshot ? "a snapshot" : "the spawn state",
+						   snapshot ? snapshot_version : 0, f.version),
+				 cm->def->persistence.journal_events ? 0 :
+				 errhint("Machine \"%s\" does not journal events.", cm->name)));
+
+	result = DatumGetJsonbPCopy(JsonbPGetDatum(f.state));
+	MemoryContextDelete(f.step_context[0]);
+	MemoryContextDelete(f.step_context[1]);
+	return result;
+}
+
+/* ---- restore ---- */
+
+typedef enum RestoreOutcome
+{
+	RESTORED,
+	SKIPPED,					/* running already */
+	NOTHING						/* nothing persisted under that id */
+} RestoreOutcome;
+
+typedef struct RestoreArgs
+{
+	const char *actor_id;
+	ActorRow   *row;
+	CompiledMachine *cm;
+} RestoreArgs;
+
+static Jsonb *
+restore_work(void *arg)
+{
+	RestoreArgs *a = arg;
+	CompiledMachine *cm = a->cm;
+	Jsonb	   *state;
+	int			index;
+
+	state = machine_fold(a->actor_id, cm, a->row->initial_state,
+						 a->row->version, false, NULL, NULL);
+	index = machine_state_index(cm, state_tag(state, "state"), a->actor_id);
+	store_update_actor(a->actor_id,
+					   cm->def->states[index].final ? ACTOR_DONE : ACTOR_RUNNING,
+					   a->row->version, state, cm->def->states[index].name);
+	machine_run_effects(cm, cm->def->states[index].entry,
+						cm->def->states[index].nentry, a->actor_id, state,
+						jsonb_from_cstring("{\"_tag\": \"$restore\"}"));
+	return state;
+}
+
+/* Restore one actor; the state goes to *state (caller's context) */
+static RestoreOutcome
+restore_actor(const char *actor_id, Jsonb **state)
+{
+	ActorRow	row;
+	RestoreArgs a;
+	MemoryContext caller = CurrentMemoryContext;
+	RestoreOutcome outcome = RESTORED;
+
+	SPI_connect();
+	if (!store_read_actor(actor_id, ROW_LOCK_UPDATE, &row))
+		outcome = NOTHING;
+	else if (row.status != ACTOR_STOPPED)
+		outcome = SKIPPED;
+	else
+	{
+		Jsonb	   *restored;
+		MemoryContext old;
+
+		a.actor_id = actor_id;
+		a.row = &row;
+		a.cm = machine_lookup(row.machine, false);
+		machine_check_execute(a.cm);
+		restored = actor_transition(actor_id, restore_work, &a);
+		old = MemoryContextSwitchTo(caller);
+		*state = DatumGetJsonbPCopy(JsonbPGetDatum(restored));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return outcome;
+}
+
+/*
+ * machine_restore(actor_id text) RETURNS jsonb
+ *
+ * Bring a stopped actor back; NULL when nothing is persisted for that id.
+ */
+PG_FUNCTION_INFO_V1(machine_restore);
+Datum
+machine_restore(PG_FUNCTION_ARGS)
+{
+	char	   *actor_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Jsonb	   *state = NULL;
+
+	switch (restore_actor(actor_id, &state))
+	{
+		case NOTHING:
+			PG_RETURN_NULL();
+		case SKIPPED:
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("actor \"%s\" is not stopped", actor_id),
+					 errhint("Only a stopped actor can be restored; stop it first with machine_stop('%s').",
+							 actor_id)));
+		case RESTORED:
+			break;
+	}
+	PG_RETURN_JSONB_P(state);
+}
+
+/*
+ * Restore each actor in its own subtransaction, so that one failure
+ * neither aborts the others nor leaves anything half-written, and emit a
+ * row (actor_id, status, state, error) for each.
+ */
+static void
+restore_each(FunctionCallInfo fcinfo, List *actor_ids)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext context = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	foreach(lc, actor_ids)
+	{
+		char	   *actor_id = lfirst(lc);
+		Datum		values[4] = {0};
+		bool		nulls[4] = {false, false, true, true};
+		Jsonb	   *state = NULL;
+
+		CHECK_FOR_INTERRUPTS();
+		values[0] = CStringGetTextDatum(actor_id);
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(context);
+		PG_TRY();
+		{
+			RestoreOutcome outcome = restore_actor(actor_id, &state);
+
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(context);
+			CurrentResourceOwner = owner;
+			switch (outcome)
+			{
+				case RESTORED:
+					values[1] = CStringGetTextDatum("restored");
+					values[2] = JsonbPGetDatum(state);
+					nulls[2] = false;
+					break;
+				case SKIPPED:
+					values[1] = CStringGetTextDatum("skipped");
+					break;
+				case NOTHING:
+					values[1] = CStringGetTextDatum("failed");
+					values[3] = CStringGetTextDatum("nothing is persisted for this actor");
+					nulls[3] = false;
+					break;
+			}
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(context);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(context);
+			CurrentResourceOwner = owner;
+			values[1] = CStringGetTextDatum("failed");
+			values[3] = CStringGetTextDatum(edata->detail ?
+											psprintf("%s: %s", edata->message,
+													 edata->detail) :
+											edata->message);
+			nulls[3] = false;
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+/*
+ * machine_restore_many(actor_ids text[]) RETURNS TABLE(actor_id text,
+ *		status text, state jsonb, error text)
+ */
+PG_FUNCTION_INFO_V1(machine_restore_many);
+Datum
+machine_restore_many(PG_FUNCTION_ARGS)
+{
+	ArrayType  *array = PG_GETARG_ARRAYTYPE_P(0);
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			n;
+	List	   *ids = NIL;
+
+	deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &elem_nulls, &n);
+	for (int i = 0; i < n; i++)
+		if (!elem_nulls[i])
+			ids = lappend(ids, TextDatumGetCString(elems[i]));
+	restore_each(fcinfo, ids);
+	return (Datum) 0;
+}
+
+/*
+ * machine_restore_all(machine_type text) RETURNS TABLE(actor_id text,
+ *		status text, state jsonb, error text)
+ *
+ * Restore every stopped actor whose machine has that machineType.
+ */
+PG_FUNCTION_INFO_V1(machine_restore_all);
+Datum
+machine_restore_all(PG_FUNCTION_ARGS)
+{
+	char	   *machine_type = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	MemoryContext context = CurrentMemoryContext;
+	List	   *ids;
+	List	   *copy = NIL;
+	ListCell   *lc;
+
+	SPI_connect();
+	ids = store_stopped_of_type(machine_type);
+	MemoryContextSwitchTo(context);
+	foreach(lc, ids)
+		copy = lappend(copy, pstrdup(lfirst(lc)));
+	SPI_finish();
+	restore_each(fcinfo, copy);
+	return (Datum) 0;
+}
+
+/* ---- replay, rewind, history ---- */
+
+static void
+check_version_argument(const char *actor_id, int64 version, ActorRow *row)
+{
+	if (version < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("version must not be negative")));
+	if (version > row->version)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("actor \"%s\" has no version " INT64_FORMAT " yet",
+						actor_id, version),
+				 errdetail("The actor is at version " INT64_FORMAT ".",
+						   row->version)));
+}
+
+static void
+read_actor_or_error(const char *actor_id, RowLock lock, ActorRow *row)
+{
+	if (!store_read_actor(actor_id, lock, row))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("actor \"%s\" does not exist", actor_id)));
+}
+
+/* The state at a version: the live state when that is the version asked */
+static Jsonb *
+state_at(const char *actor_id, ActorRow *row, CompiledMachine *cm,
+		 int64 version)
+{
+	if (version == row->version && row->status != ACTOR_STOPPED)
+		return row->state;
+	return machine_fold(actor_id, cm, row->initial_state, version, false,
+						NULL, NULL);
+}
+
+/*
+ * machine_replay_to(actor_id text, version bigint) RETURNS jsonb
+ *
+ * The state the actor had at that version; the live actor is untouched.
+ */
+PG_FUNCTION_INFO_V1(machine_replay_to);
+Datum
+machine_replay_to(PG_FUNCTION_ARGS)
+{
+	char	   *actor_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int64		version = PG_GETARG_INT64(1);
+	ActorRow	row;
+	CompiledMachine *cm;
+	Jsonb	   *state;
+
+	SPI_connect();
+	read_actor_or_error(actor_id, ROW_NO_LOCK, &row);
+	check_version_argument(actor_id, version, &row);
+	cm = machine_lookup(row.machine, false);
+	machine_check_execute(cm);
+	state = state_at(actor_id, &row, cm, version);
+	state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(state), false, -1);
+	SPI_finish();
+
+	PG_RETURN_JSONB_P(state);
+}
+
+typedef struct RewindArgs
+{
+	const char *actor_id;
+	int64		version;
+} RewindArgs;
+
+static Jsonb *
+rewind_work(void *arg)
+{
+	RewindArgs *a = arg;
+	ActorRow	row;
+	CompiledMachine *cm;
+	Jsonb	   *state;
+	int			from;
+	int			to;
+	JsonbParseState *ps = NULL;
+	JsonbValue	k;
+	JsonbValue	v;
+	JsonbValue *event;
+	Jsonb	   *event_jsonb;
+
+	read_actor_or_error(a->actor_id, ROW_LOCK_UPDATE, &row);
+	if (row.status == ACTOR_STOPPED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("actor \"%s\" is stopped", a->actor_id),
+				 errhint("Restore it with machine_restore('%s') first.",
+						 a->actor_id)));
+	check_version_argument(a->actor_id, a->version, &row);
+	cm = machine_lookup(row.machine, false);
+	machine_check_execute(cm);
+	from = machine_state_index(cm, row.state_tag, a->actor_id);
+	state = state_at(a->actor_id, &row, cm, a->version);
+	to = machine_state_index(cm, state_tag(state, "state"), a->actor_id);
+
+	/* {"_tag": "$rewind", "version": N, "state": {...}} */
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	k.type = jbvString;
+	k.val.string.val = "_tag";
+	k.val.string.len = 4;
+	pushJsonbValue(&ps, WJB_KEY, &k);
+	v.type = jbvString;
+	v.val.string.val = REWIND_TAG;
+	v.val.string.len = strlen(REWIND_TAG);
+	pushJsonbValue(&ps, WJB_VALUE, &v);
+	k.val.string.val = "version";
+	k.val.string.len = 7;
+	pushJsonbValue(&ps, WJB_KEY, &k);
+	v.type = jbvNumeric;
+	v.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric,
+														Int64GetDatum(a->version)));
+	pushJsonbValue(&ps, WJB_VALUE, &v);
+	k.val.string.val = "state";
+	k.val.string.len = 5;
+	pushJsonbValue(&ps, WJB_KEY, &k);
+	v.type = jbvBinary;
+	v.val.binary.data = &state->root;
+	v.val.binary.len = VARSIZE(state) - VARHDRSZ;
+	pushJsonbValue(&ps, WJB_VALUE, &v);
+	event = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
+	event_jsonb = JsonbValueToJsonb(event);
+
+	actor_record(a->actor_id, cm, row.version + 1, event_jsonb, state, to);
+	if (to != from)
+	{
+		machine_run_effects(cm, cm->def->states[from].exit,
+							cm->def->states[from].nexit, a->actor_id, row.state,
+							event_jsonb);
+		machine_run_effects(cm, cm->def->states[to].entry,
+							cm->def->states[to].nentry, a->actor_id, state,
+							event_jsonb);
+	}
+	return state;
+}
+
+/*
+ * machine_rewind(actor_id text, version bigint) RETURNS jsonb
+ *
+ * Set the actor to the state it had at that version, as a new version whose
+ * journal row is a "$rewind" entry: history is never rewritten.
+ */
+PG_FUNCTION_INFO_V1(machine_rewind);
+Datum
+machine_rewind(PG_FUNCTION_ARGS)
+{
+	RewindArgs	a;
+	Jsonb	   *state;
+
+	a.actor_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	a.version = PG_GETARG_INT64(1);
+
+	SPI_connect();
+	state = actor_transition(a.actor_id, rewind_work, &a);
+	state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(state), false, -1);
+	SPI_finish();
+
+	PG_RETURN_JSONB_P(state);
+}
+
+typedef struct HistoryArgs
+{
+	ReturnSetInfo *rsinfo;
+} HistoryArgs;
+
+static void
+history_row(JournalEntry *entry, Jsonb *state, void *arg)
+{
+	HistoryArgs *h = arg;
+	Datum		values[4] = {
+		Int64GetDatum(entry->version),
+		JsonbPGetDatum(entry->event),
+		JsonbPGetDatum(state),
+		entry->recorded_at,
+	};
+	bool		nulls[4] = {false, false, false, false};
+
+	tuplestore_putvalues(h->rsinfo->setResult, h->rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * machine_history(actor_id text) RETURNS TABLE(version bigint, event jsonb,
+ *		state jsonb, recorded_at timestamptz)
+ *
+ * Every journaled event with the state after it, folded from the spawn
+ * state.
+ */
+PG_FUNCTION_INFO_V1(machine_history);
+Datum
+machine_history(PG_FUNCTION_ARGS)
+{
+	char	   *actor_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ActorRow	row;
+	CompiledMachine *cm;
+	HistoryArgs h;
+
+	InitMaterializedSRF(fcinfo, 0);
+	h.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	SPI_connect();
+	read_actor_or_error(actor_id, ROW_NO_LOCK, &row);
+	cm = machine_lookup(row.machine, false);
+	machine_check_execute(cm);
+	if (cm->def->persistence.enabled && cm->def->persistence.journal_events)
+		(void) machine_fold(actor_id, cm, row.initial_state, row.version, true,
+							history_row, &h);
+	SPI_finish();
+
+	return (Datum) 0;
+}

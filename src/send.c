@@ -1,0 +1,279 @@
+/*-------------------------------------------------------------------------
+ *
+ * send.c
+ *	  machine_send: the transition path (SPEC §3), and the write step that
+ *	  every transition shares.
+ *
+ * Serialization.  A send locks the actor's row in machine.instances FOR NO
+ * KEY UPDATE before it reads the state: that row lock is the actor's
+ * mailbox.  Concurrent senders to one actor queue on it and, in READ
+ * COMMITTED, each then reads the latest committed state; senders to other
+ * actors never meet.
+ *
+ * Conflicts.  The journal and snapshots have primary keys (actor_id,
+ * version); their rows are inserted with ON CONFLICT DO NOTHING and a
+ * missing row count raises ERRCODE_MACHINE_VERSION_CONFLICT, as does a stale
+ * expected_version.
+ *
+ * Sends from inside.  A transition in progress keeps a Mailbox on a stack.
+ * A handler or effect that sends to an actor whose transition is on the
+ * stack does not recurse: the event is queued and the inner call returns
+ * NULL; the transition applies the queue in FIFO order when it is done, in
+ * the same transaction.  Sends to other actors nest, up to
+ * machine.max_send_depth.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "machine.h"
+
+typedef struct QueuedEvent
+{
+	Jsonb	   *event;
+	char	   *tag;
+	int64		expected;		/* -1: none */
+} QueuedEvent;
+
+typedef struct Mailbox
+{
+	const char *actor_id;
+	List	   *queue;			/* QueuedEvent *, oldest first */
+	MemoryContext context;		/* where queued events are kept */
+	struct Mailbox *outer;
+} Mailbox;
+
+static Mailbox *active_mailboxes = NULL;
+static int	send_depth = 0;
+
+int			machine_max_send_depth = 16;
+
+void
+version_conflict(const char *actor_id, int64 expected, int64 actual)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_MACHINE_VERSION_CONFLICT),
+			 errmsg("version conflict on actor \"%s\"", actor_id),
+			 errdetail("Expected version " INT64_FORMAT ", but the actor is at version " INT64_FORMAT ".",
+					   expected, actual),
+			 errhint("Read the actor's state again and retry.")));
+}
+
+/*
+ * Store a new version of an actor: its live row, its journal row and, when
+ * the schedule says so, its snapshot.
+ */
+void
+actor_record(const char *actor_id, CompiledMachine *cm, int64 version,
+			 Jsonb *event, Jsonb *state, int to)
+{
+	const MachineDef *def = cm->def;
+	const char *tag = def->states[to].name;
+
+	store_update_actor(actor_id, def->states[to].final ? ACTOR_DONE : ACTOR_RUNNING,
+					   version, state, tag);
+	if (def->persistence.enabled && def->persistence.journal_events)
+		store_append_event(actor_id, version, event, tag);
+	if (machine_should_snapshot(def, version) &&
+		!store_insert_snapshot(actor_id, version, state, tag))
+		ereport(ERROR,
+				(errcode(ERRCODE_MACHINE_VERSION_CONFLICT),
+				 errmsg("version conflict on actor \"%s\"", actor_id),
+				 errdetail("A snapshot of version " INT64_FORMAT " exists already.",
+						   version)));
+}
+
+static void
+check_sendable(const char *actor_id, ActorRow *row)
+{
+	if (row->status == ACTOR_STOPPED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("actor \"%s\" is stopped", actor_id),
+				 errhint("Restore it with machine_restore('%s').", actor_id)));
+	if (row->status == ACTOR_DONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_MACHINE_ACTOR_DONE),
+				 errmsg("actor \"%s\" is done", actor_id),
+				 errdetail("It reached final state \"%s\" at version " INT64_FORMAT ".",
+						   row->state_tag, row->version)));
+}
+
+/* Apply one event to one actor: lock, step, store, effects */
+static Jsonb *
+apply_event(const char *actor_id, Jsonb *event, const char *tag,
+			int64 expected)
+{
+	ActorRow	row;
+	CompiledMachine *cm;
+	const MachineDef *def;
+	Step		step;
+
+	if (!store_read_actor(actor_id, ROW_LOCK_UPDATE, &row))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("actor \"%s\" does not exist", actor_id)));
+	check_sendable(actor_id, &row);
+	if (expected >= 0 && expected != row.version)
+		version_conflict(actor_id, expected, row.version);
+
+	cm = machine_lookup(row.machine, false);
+	def = cm->def;
+	machine_check_execute(cm);
+	check_event_payload(def, event, tag);
+	machine_step(cm, row.state, machine_state_index(cm, row.state_tag, actor_id),
+				 event, tag, &step);
+	if (!step.handled)
+	{
+		if (def->unhandled_ignore)
+			return row.state;
+		ereport(ERROR,
+				(errcode(ERRCODE_MACHINE_EVENT_UNHANDLED),
+				 errmsg("actor \"%s\" in state \"%s\" does not handle event \"%s\"",
+						actor_id, row.state_tag, tag),
+				 step.had_rule ?
+				 errdetail("No guard of the transitions for \"%s\" passed.", tag) :
+				 errdetail("Machine \"%s\" has no transition for \"%s\" from state \"%s\".",
+						   cm->name, tag, row.state_tag)));
+	}
+
+	actor_record(actor_id, cm, row.version + 1, event, step.state, step.to);
+	if (step.left)
+	{
+		machine_run_effects(cm, def->states[step.from].exit,
+							def->states[step.from].nexit, actor_id, row.state,
+							event);
+		machine_run_effects(cm, def->states[step.to].entry,
+							def->states[step.to].nentry, actor_id, step.state,
+							event);
+	}
+	return step.state;
+}
+
+/*
+ * Run a transition of an actor with its mailbox open, then apply the events
+ * it sent itself meanwhile.  Returns the state after the last of them.
+ * Caller is connected to SPI.
+ */
+Jsonb *
+actor_transition(const char *actor_id, TransitionWork work, void *arg)
+{
+	Mailbox		box;
+	Jsonb	   *state;
+
+	if (send_depth >= machine_max_send_depth)
+		ereport(ERROR,
+				(errcode(ERRCODE_STATEMENT_TOO_COMPLEX),
+				 errmsg("sends nested too deeply at actor \"%s\"", actor_id),
+				 errdetail("Handlers and effects sent events through %d actors.",
+						   send_depth),
+				 errhint("Look for a chain of effects that send to each other, or raise machine.max_send_depth.")));
+
+	box.actor_id = actor_id;
+	box.queue = NIL;
+	box.context = CurrentMemoryContext;
+	box.outer = active_mailboxes;
+	active_mailboxes = &box;
+	send_depth++;
+	PG_TRY();
+	{
+		state = work(arg);
+		while (box.queue != NIL)
+		{
+			QueuedEvent *q = linitial(box.queue);
+
+			box.queue = list_delete_first(box.queue);
+			state = apply_event(actor_id, q->event, q->tag, q->expected);
+		}
+	}
+	PG_FINALLY();
+	{
+		active_mailboxes = box.outer;
+		send_depth--;
+	}
+	PG_END_TRY();
+	return state;
+}
+
+/* Queue an event for an actor whose transition is under way; false if none */
+static bool
+queue_for_self(const char *actor_id, Jsonb *event, const char *tag,
+			   int64 expected)
+{
+	for (Mailbox *box = active_mailboxes; box != NULL; box = box->outer)
+	{
+		if (strcmp(box->actor_id, actor_id) == 0)
+		{
+			MemoryContext old = MemoryContextSwitchTo(box->context);
+			QueuedEvent *q = palloc(sizeof(QueuedEvent));
+
+			q->event = DatumGetJsonbPCopy(JsonbPGetDatum(event));
+			q->tag = pstrdup(tag);
+			q->expected = expected;
+			box->queue = lappend(box->queue, q);
+			MemoryContextSwitchTo(old);
+			return true;
+		}
+	}
+	return false;
+}
+
+typedef struct SendArgs
+{
+	const char *actor_id;
+	Jsonb	   *event;
+	const char *tag;
+	int64		expected;
+} SendArgs;
+
+static Jsonb *
+send_work(void *arg)
+{
+	SendArgs   *a = arg;
+
+	return apply_event(a->actor_id, a->event, a->tag, a->expected);
+}
+
+/*
+ * machine_send(actor_id text, event jsonb, expected_version bigint
+ *				DEFAULT NULL) RETURNS jsonb
+ *
+ * Apply one event to an actor inside the caller's transaction and return
+ * the new state; NULL when called by the actor's own handler or effect
+ * (the event is then queued).
+ */
+PG_FUNCTION_INFO_V1(machine_send);
+Datum
+machine_send(PG_FUNCTION_ARGS)
+{
+	SendArgs	a;
+	Jsonb	   *state;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL",
+						PG_ARGISNULL(0) ? "actor_id" : "event")));
+	a.actor_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	a.event = PG_GETARG_JSONB_P(1);
+	a.tag = event_tag(a.event);
+	a.expected = PG_ARGISNULL(2) ? -1 : PG_GETARG_INT64(2);
+	if (!PG_ARGISNULL(2) && a.expected < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("expected_version must not be negative")));
+
+	if (queue_for_self(a.actor_id, a.event, a.tag, a.expected))
+		PG_RETURN_NULL();
+
+	SPI_connect();
+	state = actor_transition(a.actor_id, send_work, &a);
+	state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(state), false, -1);
+	SPI_finish();
+
+	PG_RETURN_JSONB_P(state);
+}

@@ -1,0 +1,582 @@
+/*-------------------------------------------------------------------------
+ *
+ * store.c
+ *	  Every read and write of the extension's tables.
+ *
+ * The tables (see sql/machine--1.0.sql):
+ *	 machine.machines	one row per machine: its latest definition
+ *	 machine.instances	one row per actor: live state, status, and the state it
+ *						was spawned with (what a fold starts from)
+ *	 machine.events		the journal, primary key (actor_id, version)
+ *	 machine.snapshots	snapshots, primary key (actor_id, version)
+ *
+ * All access goes through SPI plans prepared once per backend and kept, so
+ * the per-call cost is the executor's, not the parser's.  The SQL text is
+ * fully schema-qualified, operators included, so no search_path can change
+ * what it means.  Callers must be connected to SPI.
+ *
+ * Journal and snapshot rows are written with ON CONFLICT DO NOTHING and the
+ * row count checked: a duplicate (actor_id, version) becomes the extension's
+ * version-conflict error without the cost of a subtransaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "machine.h"
+
+typedef struct SavedQuery
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[6];
+	SPIPlanPtr	plan;
+} SavedQuery;
+
+#define ACTOR_COLUMNS \
+	"SELECT machine, status, version, state, state_tag, initial_state " \
+	"FROM machine.instances WHERE actor_id OPERATOR(pg_catalog.=) $1"
+
+static SavedQuery read_actor_query[] = {
+	[ROW_NO_LOCK] = {ACTOR_COLUMNS, 1, {TEXTOID}},
+	[ROW_LOCK_SHARE] = {ACTOR_COLUMNS " FOR SHARE", 1, {TEXTOID}},
+	[ROW_LOCK_UPDATE] = {ACTOR_COLUMNS " FOR NO KEY UPDATE", 1, {TEXTOID}},
+};
+
+static SavedQuery insert_actor_query = {
+	"INSERT INTO machine.instances "
+	"(actor_id, machine, status, version, state, state_tag, initial_state) "
+	"VALUES ($1, $2, $3, 0, $4, $5, $4) ON CONFLICT (actor_id) DO NOTHING",
+	5, {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID}
+};
+
+static SavedQuery update_actor_query = {
+	"UPDATE machine.instances "
+	"SET status = $2, version = $3, state = $4, state_tag = $5, "
+	"last_activity_at = pg_catalog.now() "
+	"WHERE actor_id OPERATOR(pg_catalog.=) $1",
+	5, {TEXTOID, TEXTOID, INT8OID, JSONBOID, TEXTOID}
+};
+
+static SavedQuery set_status_query = {
+	"UPDATE machine.instances "
+	"SET status = $2, last_activity_at = pg_catalog.now() "
+	"WHERE actor_id OPERATOR(pg_catalog.=) $1",
+	2, {TEXTOID, TEXTOID}
+};
+
+static SavedQuery delete_actor_query = {
+	"WITH i AS (DELETE FROM machine.instances "
+	"           WHERE actor_id OPERATOR(pg_catalog.=) $1 RETURNING 1), "
+	"     e AS (DELETE FROM machine.events "
+	"           WHERE actor_id OPERATOR(pg_catalog.=) $1 RETURNING 1), "
+	"     s AS (DELETE FROM machine.snapshots "
+	"           WHERE actor_id OPERATOR(pg_catalog.=) $1 RETURNING 1) "
+	"SELECT (SELECT pg_catalog.count(*) FROM i) OPERATOR(pg_catalog.+) "
+	"       (SELECT pg_catalog.count(*) FROM e) OPERATOR(pg_catalog.+) "
+	"       (SELECT pg_catalog.count(*) FROM s)",
+	1, {TEXTOID}
+};
+
+static SavedQuery append_event_query = {
+	"INSERT INTO machine.events (actor_id, version, event, state_tag) "
+	"VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+	4, {TEXTOID, INT8OID, JSONBOID, TEXTOID}
+};
+
+static SavedQuery insert_snapshot_query = {
+	"INSERT INTO machine.snapshots (actor_id, version, state, state_tag) "
+	"VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+	4, {TEXTOID, INT8OID, JSONBOID, TEXTOID}
+};
+
+static SavedQuery latest_snapshot_query = {
+	"SELECT version, state FROM machine.snapshots "
+	"WHERE actor_id OPERATOR(pg_catalog.=) $1 "
+	"AND version OPERATOR(pg_catalog.<=) $2 "
+	"ORDER BY version DESC LIMIT 1",
+	2, {TEXTOID, INT8OID}
+};
+
+static SavedQuery scan_events_query = {
+	"SELECT version, event, state_tag, recorded_at FROM machine.events "
+	"WHERE actor_id OPERATOR(pg_catalog.=) $1 "
+	"AND version OPERATOR(pg_catalog.>) $2 "
+	"AND version OPERATOR(pg_catalog.<=) $3 "
+	"ORDER BY version",
+	3, {TEXTOID, INT8OID, INT8OID}
+};
+
+static SavedQuery count_actors_query = {
+	"SELECT pg_catalog.count(*) FROM machine.instances "
+	"WHERE machine OPERATOR(pg_catalog.=) $1",
+	1, {TEXTOID}
+};
+
+static SavedQuery delete_actors_of_query = {
+	"WITH a AS (DELETE FROM machine.instances "
+	"           WHERE machine OPERATOR(pg_catalog.=) $1 RETURNING actor_id), "
+	"     e AS (DELETE FROM machine.events e USING a "
+	"           WHERE e.actor_id OPERATOR(pg_catalog.=) a.actor_id), "
+	"     s AS (DELETE FROM machine.snapshots s USING a "
+	"           WHERE s.actor_id OPERATOR(pg_catalog.=) a.actor_id) "
+	"SELECT pg_catalog.count(*) FROM a",
+	1, {TEXTOID}
+};
+
+static SavedQuery load_machine_query = {
+	"SELECT revision, definition::pg_catalog.text, functions, machine_type "
+	"FROM machine.machines WHERE name OPERATOR(pg_catalog.=) $1",
+	1, {TEXTOID}
+};
+
+static SavedQuery upsert_machine_query = {
+	"INSERT INTO machine.machines AS m "
+	"(name, revision, definition, functions, machine_type) "
+	"VALUES ($1, 1, $2, $3, $4) "
+	"ON CONFLICT (name) DO UPDATE SET "
+	"revision = m.revision OPERATOR(pg_catalog.+) 1, "
+	"definition = excluded.definition, functions = excluded.functions, "
+	"machine_type = excluded.machine_type, defined_at = pg_catalog.now() "
+	"RETURNING revision",
+	4, {TEXTOID, JSONBOID, TEXTARRAYOID, TEXTOID}
+};
+
+static SavedQuery machine_definition_query = {
+	"SELECT definition FROM machine.machines "
+	"WHERE name OPERATOR(pg_catalog.=) $1",
+	1, {TEXTOID}
+};
+
+static SavedQuery delete_machine_query = {
+	"DELETE FROM machine.machines WHERE name OPERATOR(pg_catalog.=) $1",
+	1, {TEXTOID}
+};
+
+static SavedQuery actors_outside_query = {
+	"SELECT actor_id, state_tag FROM machine.instances "
+	"WHERE machine OPERATOR(pg_catalog.=) $1 "
+	"AND status OPERATOR(pg_catalog.<>) 'stopped' "
+	"AND NOT (state_tag OPERATOR(pg_catalog.=) ANY ($2)) "
+	"ORDER BY actor_id LIMIT 6",
+	2, {TEXTOID, TEXTARRAYOID}
+};
+
+static SavedQuery stopped_of_type_query = {
+	"SELECT i.actor_id FROM machine.instances i "
+	"JOIN machine.machines m ON m.name OPERATOR(pg_catalog.=) i.machine "
+	"WHERE m.machine_type OPERATOR(pg_catalog.=) $1 "
+	"AND i.status OPERATOR(pg_catalog.=) 'stopped' "
+	"ORDER BY i.actor_id",
+	1, {TEXTOID}
+};
+
+static const char *const status_names[] = {
+	[ACTOR_RUNNING] = "running",
+	[ACTOR_STOPPED] = "stopped",
+	[ACTOR_DONE] = "done",
+};
+
+static Oid	instances_relid = InvalidOid;
+
+const char *
+actor_status_name(ActorStatus status)
+{
+	return status_names[status];
+}
+
+static ActorStatus
+parse_status(const char *name)
+{
+	for (int i = 0; i < lengthof(status_names); i++)
+		if (strcmp(status_names[i], name) == 0)
+			return (ActorStatus) i;
+	elog(ERROR, "unexpected actor status \"%s\"", name);
+	return ACTOR_RUNNING;		/* keep compiler quiet */
+}
+
+/* The plan of a saved query, prepared on first use in this backend */
+static SPIPlanPtr
+prepared(SavedQuery *query)
+{
+	if (query->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(query->sql, query->nargs,
+									   query->argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		query->plan = plan;
+	}
+	return query->plan;
+}
+
+static int
+run(SavedQuery *query, Datum *values, long count)
+{
+	int			rc = SPI_execute_plan(prepared(query), values, NULL, false,
+									  count);
+
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	return rc;
+}
+
+static Datum
+column(int row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+						 col, isnull);
+}
+
+static char *
+text_column(int row, int col)
+{
+	bool		isnull;
+	Datum		d = column(row, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+static Jsonb *
+jsonb_column(int row, int col)
+{
+	bool		isnull;
+	Datum		d = column(row, col, &isnull);
+
+	return isnull ? NULL : DatumGetJsonbPCopy(d);
+}
+
+static int64
+int8_column(int row, int col)
+{
+	bool		isnull;
+
+	return DatumGetInt64(column(row, col, &isnull));
+}
+
+/*
+ * The OID of machine.instances, for explicit table locks; cached, and
+ * forgotten by store_forget_relation() when the table changes.
+ */
+Oid
+store_instances_relid(void)
+{
+	if (!OidIsValid(instances_relid))
+	{
+		Oid			nsp = get_namespace_oid("machine", false);
+
+		instances_relid = get_relname_relid("instances", nsp);
+		if (!OidIsValid(instances_relid))
+			elog(ERROR, "table machine.instances does not exist");
+	}
+	return instances_relid;
+}
+
+void
+store_forget_relation(Oid relid)
+{
+	if (relid == InvalidOid || relid == instances_relid)
+		instances_relid = InvalidOid;
+}
+
+/*
+ * Read an actor's row, optionally locking it; false when there is none.
+ *
+ * A locking read is a writer's first step, so it takes the writers' table
+ * lock before it reads: that waits out a machine_define or machine_drop in
+ * progress (they hold SHARE) and delivers their invalidations before the
+ * caller looks the machine up.  The row lock alone (ROW SHARE on the table)
+ * would not.
+ */
+bool
+store_read_actor(const char *actor_id, RowLock lock, ActorRow *row)
+{
+	Datum		values[1] = {CStringGetTextDatum(actor_id)};
+
+	if (lock != ROW_NO_LOCK)
+		LockRelationOid(store_instances_relid(), RowExclusiveLock);
+	run(&read_actor_query[lock], values, 1);
+	if (SPI_processed == 0)
+		return false;
+	row->machine = text_column(0, 1);
+	row->status = parse_status(text_column(0, 2));
+	row->version = int8_column(0, 3);
+	row->state = jsonb_column(0, 4);
+	row->state_tag = text_column(0, 5);
+	row->initial_state = jsonb_column(0, 6);
+	SPI_freetuptable(SPI_tuptable);
+	return true;
+}
+
+/* Insert a new actor at version 0; false when the id is taken */
+bool
+store_insert_actor(const char *actor_id, const char *machine,
+				   ActorStatus status, Jsonb *state, const char *tag)
+{
+	Datum		values[5] = {
+		CStringGetTextDatum(actor_id),
+		CStringGetTextDatum(machine),
+		CStringGetTextDatum(status_names[status]),
+		JsonbPGetDatum(state),
+		CStringGetTextDatum(tag),
+	};
+
+	run(&insert_actor_query, values, 0);
+	return SPI_processed == 1;
+}
+
+void
+store_update_actor(const char *actor_id, ActorStatus status, int64 version,
+				   Jsonb *state, const char *tag)
+{
+	Datum		values[5] = {
+		CStringGetTextDatum(actor_id),
+		CStringGetTextDatum(status_names[status]),
+		Int64GetDatum(version),
+		JsonbPGetDatum(state),
+		CStringGetTextDatum(tag),
+	};
+
+	run(&update_actor_query, values, 0);
+	if (SPI_processed != 1)
+		elog(ERROR, "actor \"%s\" vanished while locked", actor_id);
+}
+
+void
+store_set_status(const char *actor_id, ActorStatus status)
+{
+	Datum		values[2] = {
+		CStringGetTextDatum(actor_id),
+		CStringGetTextDatum(status_names[status]),
+	};
+
+	run(&set_status_query, values, 0);
+}
+
+/* Erase an actor everywhere; false when nothing was there */
+bool
+store_delete_actor(const char *actor_id)
+{
+	Datum		values[1] = {CStringGetTextDatum(actor_id)};
+	int64		deleted;
+
+	run(&delete_actor_query, values, 1);
+	deleted = int8_column(0, 1);
+	SPI_freetuptable(SPI_tuptable);
+	return deleted > 0;
+}
+
+/* Append a journal row; a row already there for that version is a conflict */
+void
+store_append_event(const char *actor_id, int64 version, Jsonb *event,
+				   const char *tag)
+{
+	Datum		values[4] = {
+		CStringGetTextDatum(actor_id),
+		Int64GetDatum(version),
+		JsonbPGetDatum(event),
+		CStringGetTextDatum(tag),
+	};
+
+	run(&append_event_query, values, 0);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_MACHINE_VERSION_CONFLICT),
+				 errmsg("version conflict on actor \"%s\"", actor_id),
+				 errdetail("The journal already holds version " INT64_FORMAT ".",
+						   version)));
+}
+
+/* Insert a snapshot; false when one of that version exists already */
+bool
+store_insert_snapshot(const char *actor_id, int64 version, Jsonb *state,
+					  const char *tag)
+{
+	Datum		values[4] = {
+		CStringGetTextDatum(actor_id),
+		Int64GetDatum(version),
+		JsonbPGetDatum(state),
+		CStringGetTextDatum(tag),
+	};
+
+	run(&insert_snapshot_query, values, 0);
+	return SPI_processed == 1;
+}
+
+/* The latest snapshot at or below a version; NULL when there is none */
+Jsonb *
+store_latest_snapshot(const char *actor_id, int64 upto, int64 *version)
+{
+	Datum		values[2] = {CStringGetTextDatum(actor_id), Int64GetDatum(upto)};
+	Jsonb	   *state;
+
+	run(&latest_snapshot_query, values, 1);
+	if (SPI_processed == 0)
+		return NULL;
+	*version = int8_column(0, 1);
+	state = jsonb_column(0, 2);
+	SPI_freetuptable(SPI_tuptable);
+	return state;
+}
+
+/*
+ * Call back for each journal row with after < version <= upto, in version
+ * order.  Rows are fetched through a cursor in batches, so a long journal
+ * never sits in memory whole; each batch's memory is freed after it.
+ */
+void
+store_scan_events(const char *actor_id, int64 after, int64 upto,
+				  EventCallback callback, void *arg)
+{
+	Datum		values[3] = {
+		CStringGetTextDatum(actor_id),
+		Int64GetDatum(after),
+		Int64GetDatum(upto),
+	};
+	Portal		portal;
+
+	portal = SPI_cursor_open(NULL, prepared(&scan_events_query), values, NULL, false);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 1000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			JournalEntry entry;
+
+			entry.version = int8_column(i, 1);
+			entry.event = DatumGetJsonbP(column(i, 2, &isnull));
+			entry.state_tag = text_column(i, 3);
+			entry.recorded_at = column(i, 4, &isnull);
+			callback(&entry, arg);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+}
+
+int64
+store_count_actors(const char *machine)
+{
+	Datum		values[1] = {CStringGetTextDatum(machine)};
+	int64		count;
+
+	run(&count_actors_query, values, 1);
+	count = int8_column(0, 1);
+	SPI_freetuptable(SPI_tuptable);
+	return count;
+}
+
+/* Erase every actor of a machine, with its journal and snapshots */
+void
+store_delete_actors_of(const char *machine)
+{
+	Datum		values[1] = {CStringGetTextDatum(machine)};
+
+	run(&delete_actors_of_query, values, 1);
+}
+
+/* The stored row of a machine; false when there is none */
+bool
+store_load_machine(const char *name, StoredMachine *stored)
+{
+	Datum		values[1] = {CStringGetTextDatum(name)};
+	bool		isnull;
+
+	run(&load_machine_query, values, 1);
+	if (SPI_processed == 0)
+		return false;
+	stored->revision = DatumGetInt32(column(0, 1, &isnull));
+	stored->definition = text_column(0, 2);
+	stored->functions = DatumGetArrayTypePCopy(column(0, 3, &isnull));
+	stored->machine_type = text_column(0, 4);
+	SPI_freetuptable(SPI_tuptable);
+	return true;
+}
+
+/* Insert or replace a machine; returns its new revision */
+int32
+store_save_machine(const char *name, Jsonb *definition, ArrayType *functions,
+				   const char *machine_type)
+{
+	Datum		values[4] = {
+		CStringGetTextDatum(name),
+		JsonbPGetDatum(definition),
+		PointerGetDatum(functions),
+		CStringGetTextDatum(machine_type),
+	};
+	bool		isnull;
+	int32		revision;
+
+	run(&upsert_machine_query, values, 1);
+	revision = DatumGetInt32(column(0, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return revision;
+}
+
+/* The stored definition of a machine, or NULL */
+Jsonb *
+store_machine_definition(const char *name)
+{
+	Datum		values[1] = {CStringGetTextDatum(name)};
+
+	run(&machine_definition_query, values, 1);
+	if (SPI_processed == 0)
+		return NULL;
+	return jsonb_column(0, 1);
+}
+
+bool
+store_delete_machine(const char *name)
+{
+	Datum		values[1] = {CStringGetTextDatum(name)};
+
+	run(&delete_machine_query, values, 0);
+	return SPI_processed == 1;
+}
+
+/*
+ * Up to six live actors of a machine whose state is not among the given
+ * tags, as "actor_id", "state_tag" pairs in a list of strings.
+ */
+List *
+store_actors_outside(const char *machine, ArrayType *tags)
+{
+	Datum		values[2] = {CStringGetTextDatum(machine), PointerGetDatum(tags)};
+	List	   *result = NIL;
+
+	run(&actors_outside_query, values, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		result = lappend(result, text_column(i, 1));
+		result = lappend(result, text_column(i, 2));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return result;
+}
+
+/* The ids of the stopped actors of a machine type, in order */
+List *
+store_stopped_of_type(const char *machine_type)
+{
+	Datum		values[1] = {CStringGetTextDatum(machine_type)};
+	List	   *result = NIL;
+
+	run(&stopped_of_type_query, values, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		result = lappend(result, text_column(i, 1));
+	SPI_freetuptable(SPI_tuptable);
+	return result;
+}
