@@ -12,7 +12,9 @@ OBJS = \
 	src/send.o \
 	src/actors.o \
 	src/restore.o \
-	src/simulate.o
+	src/simulate.o \
+	src/timers.o \
+	src/worker.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
@@ -20,7 +22,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 SHLIB_LINK = -ljson-c
 
-REGRESS = definitions send persistence conflicts restore replay view simulate privileges
+REGRESS = definitions send persistence conflicts restore replay view simulate timers privileges
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 ISOLATION = send_order expected_version_race persist_vs_send redefine_vs_send

@@ -18,12 +18,15 @@ CREATE TABLE machine.machines (
 	definition jsonb NOT NULL,
 	functions text[] NOT NULL,
 	machine_type text NOT NULL,
+	snapshot_spacing interval,
 	defined_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE machine.machines IS
 	'machine definitions, one row per machine, at its latest revision';
 COMMENT ON COLUMN machine.machines.functions IS
-	'signatures of the guard, handler and effect functions, resolved when the machine was defined';
+	'qualified names of the guard, handler and effect functions, resolved when the machine was defined';
+COMMENT ON COLUMN machine.machines.snapshot_spacing IS
+	'for a "spaced" snapshot schedule: how old the latest snapshot may grow';
 
 CREATE TABLE machine.instances (
 	actor_id text PRIMARY KEY,
@@ -63,7 +66,23 @@ CREATE TABLE machine.snapshots (
 COMMENT ON TABLE machine.snapshots IS
 	'state snapshots of persistent actors; every one is kept';
 
+CREATE TABLE machine.timers (
+	timer_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	actor_id text NOT NULL,
+	armed_version bigint NOT NULL,
+	seq integer NOT NULL,
+	state_tag text NOT NULL,
+	event jsonb NOT NULL,
+	due_at timestamptz NOT NULL,
+	armed_by regrole NOT NULL,
+	UNIQUE (actor_id, armed_version, seq)
+);
+CREATE INDEX ON machine.timers (due_at);
+COMMENT ON TABLE machine.timers IS
+	'durable timers: each fires its event as a send expecting the version it was armed at';
+
 SELECT pg_catalog.pg_extension_config_dump('machine.machines', '');
+SELECT pg_catalog.pg_extension_config_dump('machine.timers', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.instances', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.events', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.snapshots', '');
@@ -84,6 +103,19 @@ CREATE VIEW machine.actors AS
 	  JOIN machine.machines m ON m.name OPERATOR(pg_catalog.=) i.machine;
 COMMENT ON VIEW machine.actors IS
 	'the actor registry: one row per actor, running, stopped or done';
+
+CREATE VIEW machine.pending_timers AS
+	SELECT t.actor_id,
+		   i.machine,
+		   t.state_tag,
+		   t.event,
+		   t.due_at,
+		   t.armed_version,
+		   t.armed_by
+	  FROM machine.timers t
+	  JOIN machine.instances i ON i.actor_id OPERATOR(pg_catalog.=) t.actor_id;
+COMMENT ON VIEW machine.pending_timers IS
+	'timers waiting to fire, with the machine of their actor';
 
 /* Definitions */
 
@@ -204,6 +236,19 @@ AS 'MODULE_PATHNAME', 'machine_history'
 LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION machine_history(text) IS
 	'every journaled event of an actor with the state it led to';
+
+/* Maintenance: what the background worker does */
+
+CREATE FUNCTION machine_run_maintenance(max_items integer DEFAULT 1000,
+										 OUT timers_fired integer,
+										 OUT timers_dropped integer,
+										 OUT timers_failed integer,
+										 OUT snapshots_taken integer)
+RETURNS record
+AS 'MODULE_PATHNAME', 'machine_run_maintenance'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_run_maintenance(integer) IS
+	'one pass of the background worker: fire due timers and take spaced snapshots, up to max_items of each';
 
 /* Testing helpers: pure, in memory */
 

@@ -8,9 +8,9 @@ CREATE ROLE regress_machine_stranger;
 
 -- what an application role needs (the README's GRANTs)
 GRANT USAGE ON SCHEMA machine TO regress_machine_app;
-GRANT SELECT ON machine.machines, machine.actors TO regress_machine_app;
+GRANT SELECT ON machine.machines, machine.actors, machine.pending_timers TO regress_machine_app;
 GRANT SELECT, INSERT, UPDATE, DELETE
-   ON machine.instances, machine.events, machine.snapshots TO regress_machine_app;
+   ON machine.instances, machine.events, machine.snapshots, machine.timers TO regress_machine_app;
 -- and a role that also defines machines
 GRANT regress_machine_app TO regress_machine_admin;
 GRANT INSERT, UPDATE, DELETE ON machine.machines TO regress_machine_admin;

@@ -61,6 +61,7 @@ spawn_work(void *arg)
 				 errmsg("actor \"%s\" already exists", a->actor_id),
 				 errhint("Choose another id, or erase the old actor with machine_delete('%s').",
 						 a->actor_id)));
+	timers_transition(a->actor_id, cm, -1, cm->def->initial, true, 0);
 	machine_run_effects(cm, initial->entry, initial->nentry, a->actor_id,
 						state, jsonb_from_cstring("{\"_tag\": \"$init\"}"));
 	return state;
@@ -146,8 +147,9 @@ machine_version(PG_FUNCTION_ARGS)
 /*
  * machine_stop(actor_id text) RETURNS boolean
  *
- * Stop a running (or done) actor.  A persistent one is snapshotted first, so
- * that stop and restore lose nothing; a non-persistent one is removed.
+ * Stop a running (or done) actor: its timers are cancelled; a persistent
+ * one is snapshotted first, so that stop and restore lose nothing; a
+ * non-persistent one is removed.
  * False when there is no such actor or it is stopped already.
  */
 PG_FUNCTION_INFO_V1(machine_stop);
@@ -164,6 +166,7 @@ machine_stop(PG_FUNCTION_ARGS)
 	{
 		CompiledMachine *cm = machine_lookup(row.machine, false);
 
+		store_cancel_timers(actor_id);
 		if (cm->def->persistence.enabled)
 		{
 			(void) store_insert_snapshot(actor_id, row.version, row.state,

@@ -1,22 +1,27 @@
 /*-------------------------------------------------------------------------
  *
  * machine.c
- *	  Entry point of the machine extension: module magic, settings and the
- *	  registration of the per-backend caches.
+ *	  Entry point of the machine extension: module magic, settings, the
+ *	  background worker's registration and the per-backend caches.
  *
- * Nothing here needs shared_preload_libraries: the SQL API works in any
- * backend that loads the library on first call.
+ * The SQL API needs no preload: a backend loads the library on first call.
+ * With shared_preload_libraries = 'machine' the launcher is registered too,
+ * and it starts the workers that fire timers and take spaced snapshots.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "machine.h"
 
 PG_MODULE_MAGIC;
+
+/* Was the library preloaded, so that a launcher runs? */
+bool		machine_preloaded = false;
 
 void		_PG_init(void);
 
@@ -31,7 +36,28 @@ _PG_init(void)
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("machine.naptime",
+							"Sets how often the background workers look for due timers and snapshots.",
+							NULL,
+							&machine_naptime,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("machine.databases",
+							   "Restricts the background workers to these databases (comma-separated; empty: every database with the extension).",
+							   NULL,
+							   &machine_databases,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
 	MarkGUCPrefixReserved("machine");
 
+	if (process_shared_preload_libraries_in_progress)
+	{
+		machine_preloaded = true;
+		machine_register_launcher();
+	}
 	registry_init();
 }

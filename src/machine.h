@@ -16,6 +16,8 @@
  *	 actors.c		spawn, state, version, stop, delete, persist
  *	 restore.c		restore, replay, rewind, history (folds of the journal)
  *	 simulate.c		the in-memory testing helpers
+ *	 timers.c		durable timers and the maintenance pass
+ *	 worker.c		the launcher and the per-database workers
  *
  *-------------------------------------------------------------------------
  */
@@ -165,20 +167,73 @@ typedef struct StoredMachine
 
 extern bool store_load_machine(const char *name, StoredMachine *stored);
 extern int32 store_save_machine(const char *name, Jsonb *definition,
-								ArrayType *functions, const char *machine_type);
+								ArrayType *functions, const char *machine_type,
+								int64 snapshot_spacing);
 extern Jsonb *store_machine_definition(const char *name);
 extern bool store_delete_machine(const char *name);
 extern List *store_actors_outside(const char *machine, ArrayType *tags);
+
+/* store.c: rows of machine.timers */
+typedef struct DueTimer
+{
+	char	   *actor_id;
+	int64		armed_version;
+	Jsonb	   *event;
+	Oid			role;			/* who armed it: the timer sends as that role */
+} DueTimer;
+
+extern void store_arm_timer(const char *actor_id, int64 version, int seq,
+							const char *tag, Jsonb *event, int64 delay_us,
+							Oid role);
+extern void store_cancel_timers(const char *actor_id);
+extern void store_move_timers(const char *actor_id, int64 version);
+extern List *store_claim_timers(int limit);
+extern bool store_take_timer(int64 timer_id, DueTimer *timer);
+extern int	store_take_spaced_snapshots(int limit);
 
 /* send.c: the transition path shared by spawn, send, restore and rewind */
 typedef Jsonb *(*TransitionWork) (void *arg);
 extern int	machine_max_send_depth;
 extern Jsonb *actor_transition(const char *actor_id, TransitionWork work,
 							   void *arg);
-extern void actor_record(const char *actor_id, CompiledMachine *cm,
-						 int64 version, Jsonb *event, Jsonb *state, int to);
+typedef struct Transition
+{
+	const char *actor_id;
+	CompiledMachine *cm;
+	int64		version;		/* the new version */
+	Jsonb	   *event;
+	const char *event_tag;
+	Jsonb	   *old_state;
+	Jsonb	   *state;
+	int			from;			/* state indexes */
+	int			to;
+	bool		left;			/* exit and entry apply */
+} Transition;
+
+extern void actor_record(const Transition *t);
+extern Jsonb *actor_send(const char *actor_id, Jsonb *event, int64 expected);
 extern void version_conflict(const char *actor_id, int64 expected,
 							 int64 actual) pg_attribute_noreturn();
+
+/* timers.c */
+typedef struct MaintenanceCounts
+{
+	int			fired;
+	int			dropped;		/* stale: their actor moved on */
+	int			failed;
+	int			snapshots;
+} MaintenanceCounts;
+
+extern void timers_transition(const char *actor_id, CompiledMachine *cm,
+							  int from, int to, bool left, int64 version);
+extern bool maintenance_batch(int max_items, MaintenanceCounts *counts);
+
+/* worker.c, machine.c */
+extern bool machine_preloaded;
+extern int	machine_naptime;
+extern char *machine_databases;
+extern void machine_register_launcher(void);
+extern bool machine_database_allowed(const char *name);
 
 /* restore.c */
 typedef void (*FoldCallback) (JournalEntry *entry, Jsonb *state, void *arg);

@@ -33,6 +33,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "parser/parse_func.h"
@@ -409,6 +410,8 @@ typedef struct Resolved
 	ArrayType  *functions;		/* qualified names */
 	ArrayType  *tags;			/* the states' names */
 	const char *machine_type;
+	int64		snapshot_spacing;	/* microseconds; 0: not "spaced" */
+	bool		needs_worker;
 } Resolved;
 
 /*
@@ -438,6 +441,18 @@ resolve_definition(const MachineDef *def, const char *name, Resolved *out)
 								TYPALIGN_INT);
 	out->machine_type = def->persistence.machine_type ?
 		pstrdup(def->persistence.machine_type) : name;
+	out->snapshot_spacing = def->persistence.enabled &&
+		def->persistence.schedule == MD_SNAPSHOT_SPACED ?
+		def->persistence.spaced_us : 0;
+	out->needs_worker = def->needs_worker;
+}
+
+/* Does the launcher (preloaded) start a worker for this database? */
+static bool
+worker_serves_this_database(void)
+{
+	return machine_preloaded &&
+		machine_database_allowed(get_database_name(MyDatabaseId));
 }
 
 /*
@@ -504,9 +519,15 @@ machine_define(PG_FUNCTION_ARGS)
 	}
 
 	revision = store_save_machine(name, definition, resolved.functions,
-								  resolved.machine_type);
+								  resolved.machine_type, resolved.snapshot_spacing);
 	CacheInvalidateRelcacheByRelid(lookup_machines_relid());
 	SPI_finish();
+
+	if (resolved.needs_worker && !worker_serves_this_database())
+		ereport(NOTICE,
+				(errmsg("machine \"%s\" has timers or a spaced snapshot schedule, but no background worker serves this database",
+						name),
+				 errhint("Add machine to shared_preload_libraries (and this database to machine.databases, if set), or call machine_run_maintenance() periodically.")));
 
 	PG_RETURN_INT32(revision);
 }

@@ -199,6 +199,7 @@ restore_work(void *arg)
 	store_update_actor(a->actor_id,
 					   cm->def->states[index].final ? ACTOR_DONE : ACTOR_RUNNING,
 					   a->row->version, state, cm->def->states[index].name);
+	timers_transition(a->actor_id, cm, -1, index, true, a->row->version);
 	machine_run_effects(cm, cm->def->states[index].entry,
 						cm->def->states[index].nentry, a->actor_id, state,
 						jsonb_from_cstring("{\"_tag\": \"$restore\"}"));
@@ -471,6 +472,7 @@ rewind_work(void *arg)
 	JsonbValue	v;
 	JsonbValue *event;
 	Jsonb	   *event_jsonb;
+	Transition	transition;
 
 	read_actor_or_error(a->actor_id, ROW_LOCK_UPDATE, &row);
 	if (row.status == ACTOR_STOPPED)
@@ -513,16 +515,17 @@ rewind_work(void *arg)
 	event = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
 	event_jsonb = JsonbValueToJsonb(event);
 
-	actor_record(a->actor_id, cm, row.version + 1, event_jsonb, state, to);
-	if (to != from)
-	{
-		machine_run_effects(cm, cm->def->states[from].exit,
-							cm->def->states[from].nexit, a->actor_id, row.state,
-							event_jsonb);
-		machine_run_effects(cm, cm->def->states[to].entry,
-							cm->def->states[to].nentry, a->actor_id, state,
-							event_jsonb);
-	}
+	transition.actor_id = a->actor_id;
+	transition.cm = cm;
+	transition.version = row.version + 1;
+	transition.event = event_jsonb;
+	transition.event_tag = REWIND_TAG;
+	transition.old_state = row.state;
+	transition.state = state;
+	transition.from = from;
+	transition.to = to;
+	transition.left = to != from;
+	actor_record(&transition);
 	return state;
 }
 

@@ -26,9 +26,11 @@
  */
 #include "postgres.h"
 
+#include "commands/async.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 
 #include "machine.h"
 
@@ -47,6 +49,9 @@ typedef struct Mailbox
 	struct Mailbox *outer;
 } Mailbox;
 
+/* The longest NOTIFY payload the server accepts (NOTIFY_PAYLOAD_LIMIT) */
+#define NOTIFY_PAYLOAD_LIMIT (BLCKSZ - NAMEDATALEN - 128)
+
 static Mailbox *active_mailboxes = NULL;
 static int	send_depth = 0;
 
@@ -64,27 +69,74 @@ version_conflict(const char *actor_id, int64 expected, int64 actual)
 }
 
 /*
- * Store a new version of an actor: its live row, its journal row and, when
- * the schedule says so, its snapshot.
+ * Announce a committed transition on the machine's channel.  NOTIFY is
+ * transactional: nothing is sent for a transition that rolls back.  An event
+ * too large for a notification payload is reduced to its tag.
+ */
+static void
+announce(const Transition *t)
+{
+	const MachineDef *def = t->cm->def;
+	StringInfoData buf;
+	char	   *event = JsonbToCString(NULL, &t->event->root, VARSIZE(t->event));
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"actor_id\": ");
+	escape_json(&buf, t->actor_id);
+	appendStringInfoString(&buf, ", \"machine\": ");
+	escape_json(&buf, t->cm->name);
+	appendStringInfo(&buf, ", \"version\": " INT64_FORMAT ", \"from\": ",
+					 t->version);
+	escape_json(&buf, def->states[t->from].name);
+	appendStringInfoString(&buf, ", \"to\": ");
+	escape_json(&buf, def->states[t->to].name);
+	appendStringInfoString(&buf, ", \"event\": ");
+	if (buf.len + strlen(event) + 2 < NOTIFY_PAYLOAD_LIMIT)
+		appendStringInfoString(&buf, event);
+	else
+	{
+		appendStringInfoString(&buf, "{\"_tag\": ");
+		escape_json(&buf, t->event_tag);
+		appendStringInfoString(&buf, "}, \"event_truncated\": true");
+	}
+	appendStringInfoChar(&buf, '}');
+	Async_Notify(def->notify, buf.data);
+}
+
+/*
+ * Store a new version of an actor and carry out what it entails: its live
+ * row, its journal row and (when the schedule says so) its snapshot; its
+ * timers; the notification; then the exit and entry effects, which see the
+ * new state stored.
  */
 void
-actor_record(const char *actor_id, CompiledMachine *cm, int64 version,
-			 Jsonb *event, Jsonb *state, int to)
+actor_record(const Transition *t)
 {
-	const MachineDef *def = cm->def;
-	const char *tag = def->states[to].name;
+	const MachineDef *def = t->cm->def;
+	const MdState *from = &def->states[t->from];
+	const MdState *to = &def->states[t->to];
 
-	store_update_actor(actor_id, def->states[to].final ? ACTOR_DONE : ACTOR_RUNNING,
-					   version, state, tag);
+	store_update_actor(t->actor_id, to->final ? ACTOR_DONE : ACTOR_RUNNING,
+					   t->version, t->state, to->name);
 	if (def->persistence.enabled && def->persistence.journal_events)
-		store_append_event(actor_id, version, event, tag);
-	if (machine_should_snapshot(def, version) &&
-		!store_insert_snapshot(actor_id, version, state, tag))
+		store_append_event(t->actor_id, t->version, t->event, to->name);
+	if (machine_should_snapshot(def, t->version) &&
+		!store_insert_snapshot(t->actor_id, t->version, t->state, to->name))
 		ereport(ERROR,
 				(errcode(ERRCODE_MACHINE_VERSION_CONFLICT),
-				 errmsg("version conflict on actor \"%s\"", actor_id),
+				 errmsg("version conflict on actor \"%s\"", t->actor_id),
 				 errdetail("A snapshot of version " INT64_FORMAT " exists already.",
-						   version)));
+						   t->version)));
+	timers_transition(t->actor_id, t->cm, t->from, t->to, t->left, t->version);
+	if (def->notify)
+		announce(t);
+	if (t->left)
+	{
+		machine_run_effects(t->cm, from->exit, from->nexit, t->actor_id,
+							t->old_state, t->event);
+		machine_run_effects(t->cm, to->entry, to->nentry, t->actor_id,
+							t->state, t->event);
+	}
 }
 
 static void
@@ -112,6 +164,7 @@ apply_event(const char *actor_id, Jsonb *event, const char *tag,
 	CompiledMachine *cm;
 	const MachineDef *def;
 	Step		step;
+	Transition	transition;
 
 	if (!store_read_actor(actor_id, ROW_LOCK_UPDATE, &row))
 		ereport(ERROR,
@@ -141,16 +194,17 @@ apply_event(const char *actor_id, Jsonb *event, const char *tag,
 						   cm->name, tag, row.state_tag)));
 	}
 
-	actor_record(actor_id, cm, row.version + 1, event, step.state, step.to);
-	if (step.left)
-	{
-		machine_run_effects(cm, def->states[step.from].exit,
-							def->states[step.from].nexit, actor_id, row.state,
-							event);
-		machine_run_effects(cm, def->states[step.to].entry,
-							def->states[step.to].nentry, actor_id, step.state,
-							event);
-	}
+	transition.actor_id = actor_id;
+	transition.cm = cm;
+	transition.version = row.version + 1;
+	transition.event = event;
+	transition.event_tag = tag;
+	transition.old_state = row.state;
+	transition.state = step.state;
+	transition.from = step.from;
+	transition.to = step.to;
+	transition.left = step.left;
+	actor_record(&transition);
 	return step.state;
 }
 
@@ -239,6 +293,31 @@ send_work(void *arg)
 }
 
 /*
+ * Send an event to an actor (expected: -1 for none) and return the new
+ * state in the caller's memory context; NULL when the event was queued for
+ * a transition of that actor under way.
+ */
+Jsonb *
+actor_send(const char *actor_id, Jsonb *event, int64 expected)
+{
+	SendArgs	a;
+	Jsonb	   *state;
+
+	a.actor_id = actor_id;
+	a.event = event;
+	a.tag = event_tag(event);
+	a.expected = expected;
+	if (queue_for_self(a.actor_id, a.event, a.tag, a.expected))
+		return NULL;
+
+	SPI_connect();
+	state = actor_transition(a.actor_id, send_work, &a);
+	state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(state), false, -1);
+	SPI_finish();
+	return state;
+}
+
+/*
  * machine_send(actor_id text, event jsonb, expected_version bigint
  *				DEFAULT NULL) RETURNS jsonb
  *
@@ -250,7 +329,8 @@ PG_FUNCTION_INFO_V1(machine_send);
 Datum
 machine_send(PG_FUNCTION_ARGS)
 {
-	SendArgs	a;
+	char	   *actor_id;
+	int64		expected;
 	Jsonb	   *state;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -258,22 +338,15 @@ machine_send(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be NULL",
 						PG_ARGISNULL(0) ? "actor_id" : "event")));
-	a.actor_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	a.event = PG_GETARG_JSONB_P(1);
-	a.tag = event_tag(a.event);
-	a.expected = PG_ARGISNULL(2) ? -1 : PG_GETARG_INT64(2);
-	if (!PG_ARGISNULL(2) && a.expected < 0)
+	actor_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	expected = PG_ARGISNULL(2) ? -1 : PG_GETARG_INT64(2);
+	if (!PG_ARGISNULL(2) && expected < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("expected_version must not be negative")));
 
-	if (queue_for_self(a.actor_id, a.event, a.tag, a.expected))
+	state = actor_send(actor_id, PG_GETARG_JSONB_P(1), expected);
+	if (state == NULL)
 		PG_RETURN_NULL();
-
-	SPI_connect();
-	state = actor_transition(a.actor_id, send_work, &a);
-	state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(state), false, -1);
-	SPI_finish();
-
 	PG_RETURN_JSONB_P(state);
 }

@@ -28,6 +28,7 @@
 #include "executor/spi.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 #include "utils/lsyscache.h"
 
 #include "machine.h"
@@ -36,7 +37,7 @@ typedef struct SavedQuery
 {
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[6];
+	Oid			argtypes[7];
 	SPIPlanPtr	plan;
 } SavedQuery;
 
@@ -78,7 +79,9 @@ static SavedQuery delete_actor_query = {
 	"     e AS (DELETE FROM machine.events "
 	"           WHERE actor_id OPERATOR(pg_catalog.=) $1 RETURNING 1), "
 	"     s AS (DELETE FROM machine.snapshots "
-	"           WHERE actor_id OPERATOR(pg_catalog.=) $1 RETURNING 1) "
+	"           WHERE actor_id OPERATOR(pg_catalog.=) $1 RETURNING 1), "
+	"     t AS (DELETE FROM machine.timers "
+	"           WHERE actor_id OPERATOR(pg_catalog.=) $1) "
 	"SELECT (SELECT pg_catalog.count(*) FROM i) OPERATOR(pg_catalog.+) "
 	"       (SELECT pg_catalog.count(*) FROM e) OPERATOR(pg_catalog.+) "
 	"       (SELECT pg_catalog.count(*) FROM s)",
@@ -126,7 +129,9 @@ static SavedQuery delete_actors_of_query = {
 	"     e AS (DELETE FROM machine.events e USING a "
 	"           WHERE e.actor_id OPERATOR(pg_catalog.=) a.actor_id), "
 	"     s AS (DELETE FROM machine.snapshots s USING a "
-	"           WHERE s.actor_id OPERATOR(pg_catalog.=) a.actor_id) "
+	"           WHERE s.actor_id OPERATOR(pg_catalog.=) a.actor_id), "
+	"     t AS (DELETE FROM machine.timers t USING a "
+	"           WHERE t.actor_id OPERATOR(pg_catalog.=) a.actor_id) "
 	"SELECT pg_catalog.count(*) FROM a",
 	1, {TEXTOID}
 };
@@ -139,14 +144,15 @@ static SavedQuery load_machine_query = {
 
 static SavedQuery upsert_machine_query = {
 	"INSERT INTO machine.machines AS m "
-	"(name, revision, definition, functions, machine_type) "
-	"VALUES ($1, 1, $2, $3, $4) "
+	"(name, revision, definition, functions, machine_type, snapshot_spacing) "
+	"VALUES ($1, 1, $2, $3, $4, $5) "
 	"ON CONFLICT (name) DO UPDATE SET "
 	"revision = m.revision OPERATOR(pg_catalog.+) 1, "
 	"definition = excluded.definition, functions = excluded.functions, "
-	"machine_type = excluded.machine_type, defined_at = pg_catalog.now() "
+	"machine_type = excluded.machine_type, "
+	"snapshot_spacing = excluded.snapshot_spacing, defined_at = pg_catalog.now() "
 	"RETURNING revision",
-	4, {TEXTOID, JSONBOID, TEXTARRAYOID, TEXTOID}
+	5, {TEXTOID, JSONBOID, TEXTARRAYOID, TEXTOID, INTERVALOID}
 };
 
 static SavedQuery machine_definition_query = {
@@ -178,6 +184,68 @@ static SavedQuery stopped_of_type_query = {
 	1, {TEXTOID}
 };
 
+static SavedQuery arm_timer_query = {
+	"INSERT INTO machine.timers "
+	"(actor_id, armed_version, seq, state_tag, event, due_at, armed_by) "
+	"VALUES ($1, $2, $3, $4, $5, "
+	"pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $6, $7)",
+	7, {TEXTOID, INT8OID, INT4OID, TEXTOID, JSONBOID, INTERVALOID, REGROLEOID}
+};
+
+static SavedQuery cancel_timers_query = {
+	"DELETE FROM machine.timers WHERE actor_id OPERATOR(pg_catalog.=) $1",
+	1, {TEXTOID}
+};
+
+static SavedQuery move_timers_query = {
+	"UPDATE machine.timers SET armed_version = $2 "
+	"WHERE actor_id OPERATOR(pg_catalog.=) $1",
+	2, {TEXTOID, INT8OID}
+};
+
+/* Due timers, soonest first, skipping rows another pass holds */
+static SavedQuery due_timers_query = {
+	"SELECT timer_id FROM machine.timers "
+	"WHERE due_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() "
+	"ORDER BY due_at, timer_id LIMIT $1 FOR UPDATE SKIP LOCKED",
+	1, {INT4OID}
+};
+
+/*
+ * Take a claimed timer out of the table just before it fires: its armed
+ * version as it is now (an earlier timer of the batch may have moved it),
+ * or nothing when an earlier one cancelled it.
+ */
+static SavedQuery take_timer_query = {
+	"DELETE FROM machine.timers WHERE timer_id OPERATOR(pg_catalog.=) $1 "
+	"RETURNING actor_id, armed_version, event, armed_by::pg_catalog.oid",
+	1, {INT8OID}
+};
+
+/*
+ * Spaced snapshots: running actors of machines with a spacing whose version
+ * moved past their latest snapshot, and whose latest snapshot (if any) is
+ * older than the spacing.  Actors in the middle of a send are skipped.
+ */
+static SavedQuery spaced_snapshots_query = {
+	"WITH due AS (SELECT i.actor_id, i.version, i.state, i.state_tag "
+	"             FROM machine.instances i "
+	"             JOIN machine.machines m ON m.name OPERATOR(pg_catalog.=) i.machine "
+	"             WHERE m.snapshot_spacing IS NOT NULL "
+	"             AND i.status OPERATOR(pg_catalog.<>) 'stopped' "
+	"             AND i.version OPERATOR(pg_catalog.>) 0 "
+	"             AND NOT EXISTS (SELECT FROM machine.snapshots s "
+	"                 WHERE s.actor_id OPERATOR(pg_catalog.=) i.actor_id "
+	"                 AND (s.version OPERATOR(pg_catalog.>=) i.version "
+	"                      OR s.taken_at OPERATOR(pg_catalog.>) "
+	"                         (pg_catalog.now() OPERATOR(pg_catalog.-) m.snapshot_spacing))) "
+	"             LIMIT $1 FOR SHARE OF i SKIP LOCKED) "
+	"INSERT INTO machine.snapshots (actor_id, version, state, state_tag) "
+	"SELECT actor_id, version, state, state_tag FROM due "
+	"ON CONFLICT DO NOTHING",
+	1, {INT4OID}
+};
+
 static const char *const status_names[] = {
 	[ACTOR_RUNNING] = "running",
 	[ACTOR_STOPPED] = "stopped",
@@ -185,6 +253,15 @@ static const char *const status_names[] = {
 };
 
 static Oid	instances_relid = InvalidOid;
+
+static Interval *
+interval_of(int64 us)
+{
+	Interval   *interval = palloc0(sizeof(Interval));
+
+	interval->time = us;
+	return interval;
+}
 
 const char *
 actor_status_name(ActorStatus status)
@@ -221,14 +298,20 @@ prepared(SavedQuery *query)
 }
 
 static int
-run(SavedQuery *query, Datum *values, long count)
+run_with_nulls(SavedQuery *query, Datum *values, const char *nulls, long count)
 {
-	int			rc = SPI_execute_plan(prepared(query), values, NULL, false,
+	int			rc = SPI_execute_plan(prepared(query), values, nulls, false,
 									  count);
 
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	return rc;
+}
+
+static int
+run(SavedQuery *query, Datum *values, long count)
+{
+	return run_with_nulls(query, values, NULL, count);
 }
 
 static Datum
@@ -506,21 +589,26 @@ store_load_machine(const char *name, StoredMachine *stored)
 	return true;
 }
 
-/* Insert or replace a machine; returns its new revision */
+/*
+ * Insert or replace a machine; returns its new revision.  snapshot_spacing
+ * is in microseconds, or 0 for a schedule that is not "spaced".
+ */
 int32
 store_save_machine(const char *name, Jsonb *definition, ArrayType *functions,
-				   const char *machine_type)
+				   const char *machine_type, int64 snapshot_spacing)
 {
-	Datum		values[4] = {
+	Datum		values[5] = {
 		CStringGetTextDatum(name),
 		JsonbPGetDatum(definition),
 		PointerGetDatum(functions),
 		CStringGetTextDatum(machine_type),
+		IntervalPGetDatum(interval_of(snapshot_spacing)),
 	};
+	char		nulls[5] = {' ', ' ', ' ', ' ', snapshot_spacing > 0 ? ' ' : 'n'};
 	bool		isnull;
 	int32		revision;
 
-	run(&upsert_machine_query, values, 1);
+	run_with_nulls(&upsert_machine_query, values, nulls, 1);
 	revision = DatumGetInt32(column(0, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 	return revision;
@@ -579,4 +667,89 @@ store_stopped_of_type(const char *machine_type)
 		result = lappend(result, text_column(i, 1));
 	SPI_freetuptable(SPI_tuptable);
 	return result;
+}
+
+/* Arm a timer of the actor's state entered at "version" */
+void
+store_arm_timer(const char *actor_id, int64 version, int seq, const char *tag,
+				Jsonb *event, int64 delay_us, Oid role)
+{
+	Datum		values[7] = {
+		CStringGetTextDatum(actor_id),
+		Int64GetDatum(version),
+		Int32GetDatum(seq),
+		CStringGetTextDatum(tag),
+		JsonbPGetDatum(event),
+		IntervalPGetDatum(interval_of(delay_us)),
+		ObjectIdGetDatum(role),
+	};
+
+	run(&arm_timer_query, values, 0);
+}
+
+void
+store_cancel_timers(const char *actor_id)
+{
+	Datum		values[1] = {CStringGetTextDatum(actor_id)};
+
+	run(&cancel_timers_query, values, 0);
+}
+
+/* The actor's timers keep running into a new version of the same state */
+void
+store_move_timers(const char *actor_id, int64 version)
+{
+	Datum		values[2] = {CStringGetTextDatum(actor_id), Int64GetDatum(version)};
+
+	run(&move_timers_query, values, 0);
+}
+
+/*
+ * Lock up to "limit" due timers for this transaction, soonest first; a list
+ * of timer ids (int64 in palloc'd cells) for store_take_timer().
+ */
+List *
+store_claim_timers(int limit)
+{
+	Datum		values[1] = {Int32GetDatum(limit)};
+	List	   *result = NIL;
+
+	run(&due_timers_query, values, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		int64	   *id = palloc(sizeof(int64));
+
+		*id = int8_column(i, 1);
+		result = lappend(result, id);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return result;
+}
+
+/* Delete a claimed timer and return it; false when it is gone already */
+bool
+store_take_timer(int64 timer_id, DueTimer *timer)
+{
+	Datum		values[1] = {Int64GetDatum(timer_id)};
+	bool		isnull;
+
+	run(&take_timer_query, values, 1);
+	if (SPI_processed == 0)
+		return false;
+	timer->actor_id = text_column(0, 1);
+	timer->armed_version = int8_column(0, 2);
+	timer->event = jsonb_column(0, 3);
+	timer->role = DatumGetObjectId(column(0, 4, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return true;
+}
+
+/* Take up to "limit" spaced snapshots; returns how many */
+int
+store_take_spaced_snapshots(int limit)
+{
+	Datum		values[1] = {Int32GetDatum(limit)};
+
+	run(&spaced_snapshots_query, values, 0);
+	return (int) SPI_processed;
 }
