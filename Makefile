@@ -9,6 +9,7 @@ OBJS = \
 	src/values.o \
 	src/transition.o \
 	src/store.o \
+	src/store_direct.o \
 	src/send.o \
 	src/actors.o \
 	src/restore.o \

@@ -16,6 +16,7 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 
@@ -89,6 +90,7 @@ machine_spawn(PG_FUNCTION_ARGS)
 	a.data = PG_GETARG_JSONB_P(2);
 	check_actor_id(a.actor_id);
 	check_object(a.data, "data");
+	PreventCommandIfReadOnly("machine_spawn()");
 
 	SPI_connect();
 	/* lock before the lookup, so that a concurrent redefinition is seen */
@@ -160,6 +162,7 @@ machine_stop(PG_FUNCTION_ARGS)
 	ActorRow	row;
 	bool		stopped = false;
 
+	PreventCommandIfReadOnly("machine_stop()");
 	SPI_connect();
 	if (store_read_actor(actor_id, ROW_LOCK_UPDATE, &row) &&
 		row.status != ACTOR_STOPPED)
@@ -195,6 +198,7 @@ machine_delete(PG_FUNCTION_ARGS)
 	ActorRow	row;
 	bool		deleted;
 
+	PreventCommandIfReadOnly("machine_delete()");
 	SPI_connect();
 	/* wait for a send in flight, then erase */
 	(void) store_read_actor(actor_id, ROW_LOCK_UPDATE, &row);
@@ -222,6 +226,7 @@ machine_persist(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		null_argument("actor_id");
 	actor_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	PreventCommandIfReadOnly("machine_persist()");
 
 	SPI_connect();
 	if (!store_read_actor(actor_id, ROW_LOCK_SHARE, &row))

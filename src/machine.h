@@ -11,7 +11,8 @@
  *	 values.c		states and events as jsonb: validation and construction
  *	 transition.c	the pure transition function shared by send, fold and
  *					simulate
- *	 store.c		every read and write of the extension's tables
+ *	 store.c		every read and write of the extension's tables, in SQL
+ *	 store_direct.c	the per-send reads and writes, without the executor
  *	 send.c			machine_send: the transition path
  *	 actors.c		spawn, state, version, stop, delete, persist
  *	 restore.c		restore, replay, rewind, history (folds of the journal)
@@ -27,7 +28,9 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
+#include "storage/itemptr.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
 
@@ -112,8 +115,13 @@ typedef struct ActorRow
 	int64		version;
 	Jsonb	   *state;
 	char	   *state_tag;
-	Jsonb	   *initial_state;
+	Datum		initial_state;	/* jsonb as stored; see actor_initial_state() */
+	Datum		created_at;
+	ItemPointerData tid;		/* of the row locked by the direct path, or
+								 * invalid */
 } ActorRow;
+
+#define actor_initial_state(row) DatumGetJsonbP((row)->initial_state)
 
 typedef enum RowLock
 {
@@ -123,14 +131,16 @@ typedef enum RowLock
 } RowLock;
 
 extern const char *actor_status_name(ActorStatus status);
+extern ActorStatus actor_status_parse(const char *name);
 extern Oid	store_instances_relid(void);
 extern void store_forget_relation(Oid relid);
 extern bool store_read_actor(const char *actor_id, RowLock lock, ActorRow *row);
 extern bool store_insert_actor(const char *actor_id, const char *machine,
 							   ActorStatus status, Jsonb *state,
 							   const char *tag);
-extern void store_update_actor(const char *actor_id, ActorStatus status,
-							   int64 version, Jsonb *state, const char *tag);
+extern void store_update_actor(const char *actor_id, ActorRow *row,
+							   ActorStatus status, int64 version, Jsonb *state,
+							   const char *tag);
 extern void store_set_status(const char *actor_id, ActorStatus status);
 extern bool store_delete_actor(const char *actor_id);
 extern void store_append_event(const char *actor_id, int64 version,
@@ -173,6 +183,25 @@ extern Jsonb *store_machine_definition(const char *name);
 extern bool store_delete_machine(const char *name);
 extern List *store_actors_outside(const char *machine, ArrayType *tags);
 
+/* store_direct.c: the per-send path without the executor */
+typedef enum DirectTableId
+{
+	DIRECT_INSTANCES,
+	DIRECT_EVENTS,
+	DIRECT_SNAPSHOTS
+} DirectTableId;
+
+extern bool store_direct_permits(DirectTableId table, AclMode mode);
+extern void store_direct_forget(Oid relid);
+extern bool store_direct_lock_actor(const char *actor_id, ActorRow *row);
+extern void store_direct_update_actor(const char *actor_id, ActorRow *row,
+									  ActorStatus status, int64 version,
+									  Jsonb *state, const char *tag);
+extern bool store_direct_append_event(const char *actor_id, int64 version,
+									  Jsonb *event, const char *tag);
+extern bool store_direct_insert_snapshot(const char *actor_id, int64 version,
+										 Jsonb *state, const char *tag);
+
 /* store.c: rows of machine.timers */
 typedef struct DueTimer
 {
@@ -199,6 +228,7 @@ extern Jsonb *actor_transition(const char *actor_id, TransitionWork work,
 typedef struct Transition
 {
 	const char *actor_id;
+	ActorRow   *row;			/* as read and locked */
 	CompiledMachine *cm;
 	int64		version;		/* the new version */
 	Jsonb	   *event;

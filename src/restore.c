@@ -193,10 +193,10 @@ restore_work(void *arg)
 	Jsonb	   *state;
 	int			index;
 
-	state = machine_fold(a->actor_id, cm, a->row->initial_state,
+	state = machine_fold(a->actor_id, cm, actor_initial_state(a->row),
 						 a->row->version, false, NULL, NULL);
 	index = machine_state_index(cm, state_tag(state, "state"), a->actor_id);
-	store_update_actor(a->actor_id,
+	store_update_actor(a->actor_id, a->row,
 					   cm->def->states[index].final ? ACTOR_DONE : ACTOR_RUNNING,
 					   a->row->version, state, cm->def->states[index].name);
 	timers_transition(a->actor_id, cm, -1, index, true, a->row->version);
@@ -215,6 +215,7 @@ restore_actor(const char *actor_id, Jsonb **state)
 	MemoryContext caller = CurrentMemoryContext;
 	RestoreOutcome outcome = RESTORED;
 
+	PreventCommandIfReadOnly("machine_restore()");
 	SPI_connect();
 	if (!store_read_actor(actor_id, ROW_LOCK_UPDATE, &row))
 		outcome = NOTHING;
@@ -421,7 +422,7 @@ state_at(const char *actor_id, ActorRow *row, CompiledMachine *cm,
 {
 	if (version == row->version && row->status != ACTOR_STOPPED)
 		return row->state;
-	return machine_fold(actor_id, cm, row->initial_state, version, false,
+	return machine_fold(actor_id, cm, actor_initial_state(row), version, false,
 						NULL, NULL);
 }
 
@@ -516,6 +517,7 @@ rewind_work(void *arg)
 	event_jsonb = JsonbValueToJsonb(event);
 
 	transition.actor_id = a->actor_id;
+	transition.row = &row;
 	transition.cm = cm;
 	transition.version = row.version + 1;
 	transition.event = event_jsonb;
@@ -544,6 +546,7 @@ machine_rewind(PG_FUNCTION_ARGS)
 
 	a.actor_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	a.version = PG_GETARG_INT64(1);
+	PreventCommandIfReadOnly("machine_rewind()");
 
 	SPI_connect();
 	state = actor_transition(a.actor_id, rewind_work, &a);
@@ -597,8 +600,8 @@ machine_history(PG_FUNCTION_ARGS)
 	cm = machine_lookup(row.machine, false);
 	machine_check_execute(cm);
 	if (cm->def->persistence.enabled && cm->def->persistence.journal_events)
-		(void) machine_fold(actor_id, cm, row.initial_state, row.version, true,
-							history_row, &h);
+		(void) machine_fold(actor_id, cm, actor_initial_state(&row), row.version,
+							true, history_row, &h);
 	SPI_finish();
 
 	return (Datum) 0;

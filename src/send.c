@@ -116,7 +116,7 @@ actor_record(const Transition *t)
 	const MdState *from = &def->states[t->from];
 	const MdState *to = &def->states[t->to];
 
-	store_update_actor(t->actor_id, to->final ? ACTOR_DONE : ACTOR_RUNNING,
+	store_update_actor(t->actor_id, t->row, to->final ? ACTOR_DONE : ACTOR_RUNNING,
 					   t->version, t->state, to->name);
 	if (def->persistence.enabled && def->persistence.journal_events)
 		store_append_event(t->actor_id, t->version, t->event, to->name);
@@ -195,6 +195,7 @@ apply_event(const char *actor_id, Jsonb *event, const char *tag,
 	}
 
 	transition.actor_id = actor_id;
+	transition.row = &row;
 	transition.cm = cm;
 	transition.version = row.version + 1;
 	transition.event = event;
@@ -303,6 +304,7 @@ actor_send(const char *actor_id, Jsonb *event, int64 expected)
 	SendArgs	a;
 	Jsonb	   *state;
 
+	PreventCommandIfReadOnly("machine_send()");
 	a.actor_id = actor_id;
 	a.event = event;
 	a.tag = event_tag(event);

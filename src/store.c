@@ -28,8 +28,9 @@
 #include "executor/spi.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
-#include "utils/timestamp.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
+#include "utils/timestamp.h"
 
 #include "machine.h"
 
@@ -42,7 +43,7 @@ typedef struct SavedQuery
 } SavedQuery;
 
 #define ACTOR_COLUMNS \
-	"SELECT machine, status, version, state, state_tag, initial_state " \
+	"SELECT machine, status, version, state, state_tag, initial_state, created_at " \
 	"FROM machine.instances WHERE actor_id OPERATOR(pg_catalog.=) $1"
 
 static SavedQuery read_actor_query[] = {
@@ -269,8 +270,8 @@ actor_status_name(ActorStatus status)
 	return status_names[status];
 }
 
-static ActorStatus
-parse_status(const char *name)
+ActorStatus
+actor_status_parse(const char *name)
 {
 	for (int i = 0; i < lengthof(status_names); i++)
 		if (strcmp(status_names[i], name) == 0)
@@ -368,6 +369,7 @@ store_instances_relid(void)
 void
 store_forget_relation(Oid relid)
 {
+	store_direct_forget(relid);
 	if (relid == InvalidOid || relid == instances_relid)
 		instances_relid = InvalidOid;
 }
@@ -385,18 +387,24 @@ bool
 store_read_actor(const char *actor_id, RowLock lock, ActorRow *row)
 {
 	Datum		values[1] = {CStringGetTextDatum(actor_id)};
+	bool		isnull;
 
+	if (lock == ROW_LOCK_UPDATE &&
+		store_direct_permits(DIRECT_INSTANCES, ACL_SELECT | ACL_UPDATE))
+		return store_direct_lock_actor(actor_id, row);
 	if (lock != ROW_NO_LOCK)
 		LockRelationOid(store_instances_relid(), RowExclusiveLock);
 	run(&read_actor_query[lock], values, 1);
 	if (SPI_processed == 0)
 		return false;
 	row->machine = text_column(0, 1);
-	row->status = parse_status(text_column(0, 2));
+	row->status = actor_status_parse(text_column(0, 2));
 	row->version = int8_column(0, 3);
 	row->state = jsonb_column(0, 4);
 	row->state_tag = text_column(0, 5);
-	row->initial_state = jsonb_column(0, 6);
+	row->initial_state = datumCopy(column(0, 6, &isnull), false, -1);
+	row->created_at = column(0, 7, &isnull);
+	ItemPointerSetInvalid(&row->tid);
 	SPI_freetuptable(SPI_tuptable);
 	return true;
 }
@@ -418,9 +426,10 @@ store_insert_actor(const char *actor_id, const char *machine,
 	return SPI_processed == 1;
 }
 
+/* Update the row of an actor read (and locked) by store_read_actor() */
 void
-store_update_actor(const char *actor_id, ActorStatus status, int64 version,
-				   Jsonb *state, const char *tag)
+store_update_actor(const char *actor_id, ActorRow *row, ActorStatus status,
+				   int64 version, Jsonb *state, const char *tag)
 {
 	Datum		values[5] = {
 		CStringGetTextDatum(actor_id),
@@ -430,6 +439,12 @@ store_update_actor(const char *actor_id, ActorStatus status, int64 version,
 		CStringGetTextDatum(tag),
 	};
 
+	if (ItemPointerIsValid(&row->tid) &&
+		store_direct_permits(DIRECT_INSTANCES, ACL_UPDATE))
+	{
+		store_direct_update_actor(actor_id, row, status, version, state, tag);
+		return;
+	}
 	run(&update_actor_query, values, 0);
 	if (SPI_processed != 1)
 		elog(ERROR, "actor \"%s\" vanished while locked", actor_id);
@@ -470,9 +485,16 @@ store_append_event(const char *actor_id, int64 version, Jsonb *event,
 		JsonbPGetDatum(event),
 		CStringGetTextDatum(tag),
 	};
+	bool		appended;
 
-	run(&append_event_query, values, 0);
-	if (SPI_processed != 1)
+	if (store_direct_permits(DIRECT_EVENTS, ACL_INSERT))
+		appended = store_direct_append_event(actor_id, version, event, tag);
+	else
+	{
+		run(&append_event_query, values, 0);
+		appended = SPI_processed == 1;
+	}
+	if (!appended)
 		ereport(ERROR,
 				(errcode(ERRCODE_MACHINE_VERSION_CONFLICT),
 				 errmsg("version conflict on actor \"%s\"", actor_id),
@@ -492,6 +514,8 @@ store_insert_snapshot(const char *actor_id, int64 version, Jsonb *state,
 		CStringGetTextDatum(tag),
 	};
 
+	if (store_direct_permits(DIRECT_SNAPSHOTS, ACL_INSERT))
+		return store_direct_insert_snapshot(actor_id, version, state, tag);
 	run(&insert_snapshot_query, values, 0);
 	return SPI_processed == 1;
 }

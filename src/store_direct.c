@@ -1,0 +1,470 @@
+/*-------------------------------------------------------------------------
+ *
+ * store_direct.c
+ *	  The per-send path through the table access method: lock and read an
+ *	  actor's row, update it, append its journal row and snapshot, without
+ *	  the executor.
+ *
+ * A send is a locking read, an update and one or two inserts.  Through SPI
+ * each is a statement with its executor start-up and shutdown, which costs
+ * more than the work itself; here they are an index probe, a tuple lock, a
+ * heap update and heap inserts with their index entries, as PostgreSQL's
+ * own catalog code does them (CatalogTupleUpdate, CatalogIndexInsert).
+ *
+ * Visibility follows what SPI gives a volatile function: the command
+ * counter is advanced and a fresh snapshot taken before the read, so the
+ * read sees everything this transaction did so far.  The row is locked FOR
+ * NO KEY UPDATE with the executor's rules: in READ COMMITTED the latest
+ * version is followed and locked; under REPEATABLE READ and SERIALIZABLE a
+ * concurrent update is a serialization failure.
+ *
+ * The direct path is taken only while the tables are as the install script
+ * made them (columns per tables.h, plain column indexes, no row security,
+ * no triggers but the foreign key's, whose key column a send never
+ * changes), and for a role that has USAGE on schema machine and the
+ * statement's privileges on the whole table; otherwise store.c's SQL does the same work.  Any relcache
+ * invalidation of the tables makes the next send check again.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/relation.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "nodes/execnodes.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "machine.h"
+#include "tables.h"
+
+typedef struct DirectTable
+{
+	const char *name;
+	int			natts;
+	const char *const *columns;
+	const Oid  *types;
+	int			nkeys;			/* columns of the primary key, leading */
+	Oid			relid;
+	Oid			pkey;
+} DirectTable;
+
+static const char *const instances_columns[Natts_instances] = {
+	"actor_id", "machine", "status", "version", "state", "state_tag",
+	"initial_state", "created_at", "last_activity_at"
+};
+static const Oid instances_types[Natts_instances] = {
+	TEXTOID, TEXTOID, TEXTOID, INT8OID, JSONBOID, TEXTOID, JSONBOID,
+	TIMESTAMPTZOID, TIMESTAMPTZOID
+};
+static const char *const events_columns[Natts_events] = {
+	"actor_id", "version", "event", "state_tag", "recorded_at"
+};
+static const char *const snapshots_columns[Natts_snapshots] = {
+	"actor_id", "version", "state", "state_tag", "taken_at"
+};
+static const Oid journal_types[Natts_events] = {
+	TEXTOID, INT8OID, JSONBOID, TEXTOID, TIMESTAMPTZOID
+};
+
+#define INSTANCES DIRECT_INSTANCES
+#define EVENTS DIRECT_EVENTS
+#define SNAPSHOTS DIRECT_SNAPSHOTS
+#define NTABLES 3
+
+static DirectTable tables[NTABLES] = {
+	[INSTANCES] = {"instances", Natts_instances, instances_columns, instances_types, 1},
+	[EVENTS] = {"events", Natts_events, events_columns, journal_types, 2},
+	[SNAPSHOTS] = {"snapshots", Natts_snapshots, snapshots_columns, journal_types, 2},
+};
+
+static Oid	machine_namespace = InvalidOid;
+
+static enum
+{
+	DIRECT_UNKNOWN,
+	DIRECT_USABLE,
+	DIRECT_UNUSABLE
+}			direct_status = DIRECT_UNKNOWN;
+
+/* An open table with its indexes, for writing */
+typedef struct OpenTable
+{
+	Relation	rel;
+	int			nindexes;
+	Relation   *indexes;
+	IndexInfo **info;
+} OpenTable;
+
+/* Is a table of the direct path as the install script made it? */
+static bool
+table_is_plain(Relation rel, DirectTable *t)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	List	   *indexes;
+	ListCell   *lc;
+	bool		plain = true;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relrowsecurity ||
+		desc->natts != t->natts)
+		return false;
+	for (int i = 0; i < t->natts; i++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(desc, i);
+
+		if (attr->attisdropped || attr->attgenerated ||
+			attr->atttypid != t->types[i] ||
+			strcmp(NameStr(attr->attname), t->columns[i]) != 0)
+			return false;
+	}
+	if (rel->trigdesc != NULL)
+		for (int i = 0; i < rel->trigdesc->numtriggers; i++)
+		{
+			Trigger    *trigger = &rel->trigdesc->triggers[i];
+
+			if (!trigger->tgisinternal ||
+				RI_FKey_trigger_type(trigger->tgfoid) == RI_TRIGGER_NONE)
+				return false;
+		}
+
+	t->pkey = RelationGetPrimaryKeyIndex(rel);
+	if (!OidIsValid(t->pkey))
+		return false;
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index form = index->rd_index;
+
+		if (RelationGetIndexExpressions(index) != NIL ||
+			RelationGetIndexPredicate(index) != NIL ||
+			form->indisexclusion || !form->indimmediate)
+			plain = false;
+		if (form->indexrelid == t->pkey &&
+			(form->indnkeyatts != t->nkeys || form->indkey.values[0] != 1 ||
+			 (t->nkeys > 1 && form->indkey.values[1] != 2)))
+			plain = false;
+		index_close(index, AccessShareLock);
+	}
+	list_free(indexes);
+	return plain;
+}
+
+static bool
+check_tables(void)
+{
+	Oid			nsp = get_namespace_oid("machine", true);
+
+	if (!OidIsValid(nsp))
+		return false;
+	machine_namespace = nsp;
+	for (int i = 0; i < NTABLES; i++)
+	{
+		Relation	rel;
+		bool		plain;
+
+		tables[i].relid = get_relname_relid(tables[i].name, nsp);
+		if (!OidIsValid(tables[i].relid))
+			return false;
+		rel = table_open(tables[i].relid, AccessShareLock);
+		plain = table_is_plain(rel, &tables[i]);
+		table_close(rel, AccessShareLock);
+		if (!plain)
+		{
+			elog(DEBUG1, "machine.%s is not as installed: sends go through SQL",
+				 tables[i].name);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * May this access to a table take the direct path?  Only while the tables
+ * are as installed, and only for a role with the table-level privileges the
+ * SQL statement would need: anything else (column privileges, or none) goes
+ * through SQL, which applies PostgreSQL's own checks and messages.
+ */
+bool
+store_direct_permits(DirectTableId table, AclMode mode)
+{
+	if (direct_status == DIRECT_UNKNOWN)
+		direct_status = check_tables() ? DIRECT_USABLE : DIRECT_UNUSABLE;
+	return direct_status == DIRECT_USABLE &&
+		pg_namespace_aclcheck(machine_namespace, GetUserId(), ACL_USAGE) == ACLCHECK_OK &&
+		pg_class_aclcheck(tables[table].relid, GetUserId(), mode) == ACLCHECK_OK;
+}
+
+/* Relcache invalidation: check the tables again before the next send */
+void
+store_direct_forget(Oid relid)
+{
+	if (relid == InvalidOid)
+		direct_status = DIRECT_UNKNOWN;
+	for (int i = 0; i < NTABLES; i++)
+		if (relid == tables[i].relid)
+			direct_status = DIRECT_UNKNOWN;
+}
+
+static void
+open_table(DirectTable *t, OpenTable *ot)
+{
+	List	   *oids;
+	ListCell   *lc;
+	int			i = 0;
+
+	ot->rel = table_open(t->relid, RowExclusiveLock);
+	oids = RelationGetIndexList(ot->rel);
+	ot->nindexes = list_length(oids);
+	ot->indexes = palloc(sizeof(Relation) * Max(ot->nindexes, 1));
+	ot->info = palloc(sizeof(IndexInfo *) * Max(ot->nindexes, 1));
+	foreach(lc, oids)
+	{
+		ot->indexes[i] = index_open(lfirst_oid(lc), RowExclusiveLock);
+		ot->info[i] = BuildIndexInfo(ot->indexes[i]);
+		i++;
+	}
+	list_free(oids);
+}
+
+static void
+close_table(OpenTable *ot)
+{
+	for (int i = 0; i < ot->nindexes; i++)
+		index_close(ot->indexes[i], RowExclusiveLock);
+	table_close(ot->rel, NoLock);
+}
+
+/* Index entries for a tuple just stored in the slot's table */
+static void
+insert_index_entries(OpenTable *ot, TupleTableSlot *slot, bool update)
+{
+	for (int i = 0; i < ot->nindexes; i++)
+	{
+		Datum		values[INDEX_MAX_KEYS];
+		bool		isnull[INDEX_MAX_KEYS];
+		Relation	index = ot->indexes[i];
+
+		if (!ot->info[i]->ii_ReadyForInserts)
+			continue;
+		FormIndexDatum(ot->info[i], slot, NULL, values, isnull);
+		/* a send never changes an indexed column: tell nbtree so */
+		(void) index_insert(index, values, isnull, &slot->tts_tid, ot->rel,
+							index->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+							update, ot->info[i]);
+	}
+}
+
+/* Scan keys on the leading columns of a primary key: actor_id, version */
+static int
+pkey_keys(Relation index, ScanKey keys, const char *actor_id, int64 version,
+		  int nkeys)
+{
+	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[0], F_TEXTEQ,
+						   CStringGetTextDatum(actor_id));
+	if (nkeys > 1)
+		ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+							   InvalidOid, F_INT8EQ, Int64GetDatum(version));
+	return nkeys;
+}
+
+/*
+ * Find the row of a primary key visible to the snapshot; the slot holds it.
+ */
+static bool
+fetch_by_pkey(Relation rel, DirectTable *t, Snapshot snapshot,
+			  const char *actor_id, int64 version, TupleTableSlot *slot)
+{
+	Relation	index = index_open(t->pkey, AccessShareLock);
+	ScanKeyData keys[2];
+	int			nkeys = pkey_keys(index, keys, actor_id, version, t->nkeys);
+	IndexScanDesc scan = index_beginscan(rel, index, snapshot, nkeys, 0);
+	bool		found;
+
+	index_rescan(scan, keys, nkeys, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	index_close(index, AccessShareLock);
+	return found;
+}
+
+/*
+ * Lock and read an actor's row FOR NO KEY UPDATE; false when there is none.
+ */
+bool
+store_direct_lock_actor(const char *actor_id, ActorRow *row)
+{
+	Relation	rel;
+	TupleTableSlot *slot;
+	Snapshot	snapshot;
+	TM_Result	result;
+	TM_FailureData tmfd;
+	bool		found;
+	bool		isnull;
+
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	rel = table_open(tables[INSTANCES].relid, RowExclusiveLock);
+	slot = table_slot_create(rel, NULL);
+
+	found = fetch_by_pkey(rel, &tables[INSTANCES], snapshot, actor_id, 0, slot);
+	if (found)
+	{
+		ItemPointerData tid = slot->tts_tid;
+
+		result = table_tuple_lock(rel, &tid, snapshot, slot,
+								  GetCurrentCommandId(false),
+								  LockTupleNoKeyExclusive, LockWaitBlock,
+								  IsolationUsesXactSnapshot() ? 0 :
+								  TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+								  &tmfd);
+		switch (result)
+		{
+			case TM_Ok:
+				break;
+			case TM_Deleted:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent delete")));
+				found = false;
+				break;
+			case TM_Updated:
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent update")));
+				break;
+			default:
+				elog(ERROR, "unexpected result %d locking actor \"%s\"",
+					 (int) result, actor_id);
+		}
+	}
+	if (found)
+	{
+		slot_getallattrs(slot);
+		row->tid = slot->tts_tid;
+		row->machine = TextDatumGetCString(slot->tts_values[Anum_instances_machine - 1]);
+		row->status = actor_status_parse(TextDatumGetCString(slot->tts_values[Anum_instances_status - 1]));
+		row->version = DatumGetInt64(slot->tts_values[Anum_instances_version - 1]);
+		row->state = DatumGetJsonbPCopy(slot->tts_values[Anum_instances_state - 1]);
+		row->state_tag = TextDatumGetCString(slot->tts_values[Anum_instances_state_tag - 1]);
+		/* kept as stored (perhaps toasted): an update writes it back as is */
+		row->initial_state = datumCopy(slot_getattr(slot, Anum_instances_initial_state, &isnull),
+									   false, -1);
+		row->created_at = slot->tts_values[Anum_instances_created_at - 1];
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, NoLock);
+	UnregisterSnapshot(snapshot);
+	return found;
+}
+
+/* Update the row an earlier store_direct_lock_actor() locked */
+void
+store_direct_update_actor(const char *actor_id, ActorRow *row,
+						  ActorStatus status, int64 version, Jsonb *state,
+						  const char *tag)
+{
+	OpenTable	ot;
+	TupleTableSlot *slot;
+	bool		update_indexes;
+	Datum	   *values;
+	bool	   *nulls;
+
+	open_table(&tables[INSTANCES], &ot);
+	slot = table_slot_create(ot.rel, NULL);
+	ExecClearTuple(slot);
+	values = slot->tts_values;
+	nulls = slot->tts_isnull;
+	memset(nulls, 0, sizeof(bool) * Natts_instances);
+	values[Anum_instances_actor_id - 1] = CStringGetTextDatum(actor_id);
+	values[Anum_instances_machine - 1] = CStringGetTextDatum(row->machine);
+	values[Anum_instances_status - 1] = CStringGetTextDatum(actor_status_name(status));
+	values[Anum_instances_version - 1] = Int64GetDatum(version);
+	values[Anum_instances_state - 1] = JsonbPGetDatum(state);
+	values[Anum_instances_state_tag - 1] = CStringGetTextDatum(tag);
+	values[Anum_instances_initial_state - 1] = row->initial_state;
+	values[Anum_instances_created_at - 1] = row->created_at;
+	values[Anum_instances_last_activity_at - 1] =
+		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	ExecStoreVirtualTuple(slot);
+
+	simple_table_tuple_update(ot.rel, &row->tid, slot, GetActiveSnapshot(),
+							  &update_indexes);
+	if (update_indexes)
+		insert_index_entries(&ot, slot, true);
+	row->tid = slot->tts_tid;
+
+	ExecDropSingleTupleTableSlot(slot);
+	close_table(&ot);
+}
+
+/*
+ * Insert a journal or snapshot row (actor_id, version, jsonb, tag, now);
+ * false when one of that version is there already.
+ */
+static bool
+insert_versioned(DirectTable *t, const char *actor_id, int64 version,
+				 Jsonb *value, const char *tag)
+{
+	OpenTable	ot;
+	TupleTableSlot *slot;
+	Snapshot	snapshot;
+	bool		exists;
+
+	open_table(t, &ot);
+	slot = table_slot_create(ot.rel, NULL);
+
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	exists = fetch_by_pkey(ot.rel, t, snapshot, actor_id, version, slot);
+	UnregisterSnapshot(snapshot);
+	if (!exists)
+	{
+		/* the journal and the snapshots share their column order */
+		ExecClearTuple(slot);
+		memset(slot->tts_isnull, 0, sizeof(bool) * t->natts);
+		slot->tts_values[Anum_events_actor_id - 1] = CStringGetTextDatum(actor_id);
+		slot->tts_values[Anum_events_version - 1] = Int64GetDatum(version);
+		slot->tts_values[Anum_events_event - 1] = JsonbPGetDatum(value);
+		slot->tts_values[Anum_events_state_tag - 1] = CStringGetTextDatum(tag);
+		slot->tts_values[Anum_events_recorded_at - 1] =
+			TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+		ExecStoreVirtualTuple(slot);
+		simple_table_tuple_insert(ot.rel, slot);
+		insert_index_entries(&ot, slot, false);
+	}
+
+	ExecDropSingleTupleTableSlot(slot);
+	close_table(&ot);
+	return !exists;
+}
+
+bool
+store_direct_append_event(const char *actor_id, int64 version, Jsonb *event,
+						  const char *tag)
+{
+	return insert_versioned(&tables[EVENTS], actor_id, version, event, tag);
+}
+
+bool
+store_direct_insert_snapshot(const char *actor_id, int64 version, Jsonb *state,
+							 const char *tag)
+{
+	return insert_versioned(&tables[SNAPSHOTS], actor_id, version, state, tag);
+}
