@@ -477,6 +477,7 @@ machine_define(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be NULL",
 						PG_ARGISNULL(0) ? "name" : "definition")));
+	PreventCommandIfReadOnly("machine_define()");
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	definition = PG_GETARG_JSONB_P(1);
 	check_machine_name(name);
@@ -568,6 +569,7 @@ machine_drop(PG_FUNCTION_ARGS)
 	bool		cascade = PG_GETARG_BOOL(1);
 	bool		dropped;
 
+	PreventCommandIfReadOnly("machine_drop()");
 	SPI_connect();
 	LockRelationOid(store_instances_relid(), ShareLock);
 	if (!cascade)

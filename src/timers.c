@@ -206,6 +206,7 @@ machine_run_maintenance(PG_FUNCTION_ARGS)
 				 errmsg("max_items must be at least 1")));
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	PreventCommandIfReadOnly("machine_run_maintenance()");
 
 	SPI_connect();
 	(void) maintenance_batch(max_items, &counts);
