@@ -39,10 +39,12 @@ CREATE TABLE machine.instances (
 	initial_state jsonb NOT NULL,
 	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	last_activity_at timestamptz NOT NULL DEFAULT pg_catalog.now()
-);
+) WITH (fillfactor = 70);
 CREATE INDEX ON machine.instances (machine);
 COMMENT ON TABLE machine.instances IS
 	'every actor: its live state and the metadata that restore starts from';
+-- every send updates its actor's row in place: room on the page keeps those
+-- updates HOT, without new index entries
 
 CREATE TABLE machine.events (
 	actor_id text NOT NULL,

@@ -221,14 +221,14 @@ store_direct_forget(Oid relid)
 			direct_status = DIRECT_UNKNOWN;
 }
 
+/* Open the indexes of an open table, for inserting their entries */
 static void
-open_table(DirectTable *t, OpenTable *ot)
+open_indexes(OpenTable *ot)
 {
 	List	   *oids;
 	ListCell   *lc;
 	int			i = 0;
 
-	ot->rel = table_open(t->relid, RowExclusiveLock);
 	oids = RelationGetIndexList(ot->rel);
 	ot->nindexes = list_length(oids);
 	ot->indexes = palloc(sizeof(Relation) * Max(ot->nindexes, 1));
@@ -243,6 +243,15 @@ open_table(DirectTable *t, OpenTable *ot)
 }
 
 static void
+open_table(DirectTable *t, OpenTable *ot, bool with_indexes)
+{
+	ot->rel = table_open(t->relid, RowExclusiveLock);
+	ot->nindexes = 0;
+	if (with_indexes)
+		open_indexes(ot);
+}
+
+static void
 close_table(OpenTable *ot)
 {
 	for (int i = 0; i < ot->nindexes; i++)
@@ -250,24 +259,38 @@ close_table(OpenTable *ot)
 	table_close(ot->rel, NoLock);
 }
 
-/* Index entries for a tuple just stored in the slot's table */
-static void
-insert_index_entries(OpenTable *ot, TupleTableSlot *slot, bool update)
+/*
+ * Index entries for a tuple just stored in the slot's table.  With
+ * partial, the primary key's uniqueness is checked without raising an
+ * error and the result says whether it held, so that the caller can raise
+ * a duplicate version as a version conflict.
+ */
+static bool
+insert_index_entries(OpenTable *ot, TupleTableSlot *slot, bool update,
+					 bool partial)
 {
+	bool		unique = true;
+
 	for (int i = 0; i < ot->nindexes; i++)
 	{
 		Datum		values[INDEX_MAX_KEYS];
 		bool		isnull[INDEX_MAX_KEYS];
 		Relation	index = ot->indexes[i];
+		IndexUniqueCheck check = UNIQUE_CHECK_NO;
 
 		if (!ot->info[i]->ii_ReadyForInserts)
 			continue;
+		if (index->rd_index->indisunique)
+			check = partial && index->rd_index->indisprimary ?
+				UNIQUE_CHECK_PARTIAL : UNIQUE_CHECK_YES;
 		FormIndexDatum(ot->info[i], slot, NULL, values, isnull);
 		/* a send never changes an indexed column: tell nbtree so */
-		(void) index_insert(index, values, isnull, &slot->tts_tid, ot->rel,
-							index->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
-							update, ot->info[i]);
+		if (!index_insert(index, values, isnull, &slot->tts_tid, ot->rel,
+						  check, update, ot->info[i]) &&
+			check == UNIQUE_CHECK_PARTIAL)
+			unique = false;
 	}
+	return unique;
 }
 
 /* Scan keys on the leading columns of a primary key: actor_id, version */
@@ -387,7 +410,8 @@ store_direct_update_actor(const char *actor_id, ActorRow *row,
 	Datum	   *values;
 	bool	   *nulls;
 
-	open_table(&tables[INSTANCES], &ot);
+	/* a HOT update adds no index entries: open the indexes only if needed */
+	open_table(&tables[INSTANCES], &ot, false);
 	slot = table_slot_create(ot.rel, NULL);
 	ExecClearTuple(slot);
 	values = slot->tts_values;
@@ -408,7 +432,10 @@ store_direct_update_actor(const char *actor_id, ActorRow *row,
 	simple_table_tuple_update(ot.rel, &row->tid, slot, GetActiveSnapshot(),
 							  &update_indexes);
 	if (update_indexes)
-		insert_index_entries(&ot, slot, true);
+	{
+		open_indexes(&ot);
+		(void) insert_index_entries(&ot, slot, true, false);
+	}
 	row->tid = slot->tts_tid;
 
 	ExecDropSingleTupleTableSlot(slot);
@@ -416,25 +443,33 @@ store_direct_update_actor(const char *actor_id, ActorRow *row,
 }
 
 /*
- * Insert a journal or snapshot row (actor_id, version, jsonb, tag, now);
- * false when one of that version is there already.
+ * Insert a journal or snapshot row (actor_id, version, jsonb, tag, now).
+ *
+ * With probe, a row of that version already there (visible to a fresh
+ * snapshot) is found first and nothing is inserted: the caller may take it
+ * as success.  Without, the primary key's partial check reports a duplicate
+ * (live, or being inserted by another transaction) after the insert: the
+ * caller must then raise an error, which takes the new row away with the
+ * transaction.  Either way the result is false for a duplicate.
  */
 static bool
 insert_versioned(DirectTable *t, const char *actor_id, int64 version,
-				 Jsonb *value, const char *tag)
+				 Jsonb *value, const char *tag, bool probe)
 {
 	OpenTable	ot;
 	TupleTableSlot *slot;
-	Snapshot	snapshot;
-	bool		exists;
+	bool		unique = true;
 
-	open_table(t, &ot);
+	open_table(t, &ot, true);
 	slot = table_slot_create(ot.rel, NULL);
+	if (probe)
+	{
+		Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
 
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	exists = fetch_by_pkey(ot.rel, t, snapshot, actor_id, version, slot);
-	UnregisterSnapshot(snapshot);
-	if (!exists)
+		unique = !fetch_by_pkey(ot.rel, t, snapshot, actor_id, version, slot);
+		UnregisterSnapshot(snapshot);
+	}
+	if (unique)
 	{
 		/* the journal and the snapshots share their column order */
 		ExecClearTuple(slot);
@@ -447,24 +482,26 @@ insert_versioned(DirectTable *t, const char *actor_id, int64 version,
 			TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 		ExecStoreVirtualTuple(slot);
 		simple_table_tuple_insert(ot.rel, slot);
-		insert_index_entries(&ot, slot, false);
+		unique = insert_index_entries(&ot, slot, false, !probe);
 	}
 
 	ExecDropSingleTupleTableSlot(slot);
 	close_table(&ot);
-	return !exists;
+	return unique;
 }
 
+/* Append a journal row; false for a duplicate version, which must be raised */
 bool
 store_direct_append_event(const char *actor_id, int64 version, Jsonb *event,
 						  const char *tag)
 {
-	return insert_versioned(&tables[EVENTS], actor_id, version, event, tag);
+	return insert_versioned(&tables[EVENTS], actor_id, version, event, tag, false);
 }
 
+/* Insert a snapshot; false (nothing inserted) when that version has one */
 bool
 store_direct_insert_snapshot(const char *actor_id, int64 version, Jsonb *state,
 							 const char *tag)
 {
-	return insert_versioned(&tables[SNAPSHOTS], actor_id, version, state, tag);
+	return insert_versioned(&tables[SNAPSHOTS], actor_id, version, state, tag, true);
 }
