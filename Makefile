@@ -4,6 +4,9 @@ EXTENSION = machine
 MODULE_big = machine
 OBJS = \
 	src/definition.o \
+	src/definition_arena.o \
+	src/definition_error.o \
+	src/definition_interval.o \
 	src/machine.o \
 	src/registry.o \
 	src/values.o \

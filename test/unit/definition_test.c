@@ -1,11 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * definition_test.c
- *	  Unit tests for src/definition.c, the definition compiler (SPEC §2).
+ *	  Unit tests for src/definition*.c, the definition compiler (SPEC §2).
  *
- * A standalone program, linked with src/definition.c (built with
- * MD_TEST_ALLOC so that allocations can be made to fail) and json-c, and run
- * under AddressSanitizer and UndefinedBehaviorSanitizer by "make check".
+ * A standalone program, linked with the compiler (built with MD_TEST_ALLOC
+ * so that the allocations of definition_arena.c can be made to fail) and
+ * json-c, and run under AddressSanitizer and UndefinedBehaviorSanitizer by
+ * "make check".
  *
  * The cases are tables: valid definitions are compiled and their compiled
  * form is checked, both against the invariants every definition keeps
@@ -33,7 +34,7 @@
 #include "definition.h"
 
 /* ----------------------------------------------------------------
- * Allocation hooks (definition.c is compiled with MD_TEST_ALLOC)
+ * Allocation hooks (definition_arena.c is compiled with MD_TEST_ALLOC)
  * ----------------------------------------------------------------
  */
 
@@ -793,6 +794,85 @@ check_duplicate_key(const MachineDef *def, char *why, size_t whylen)
 	return true;
 }
 
+/* Duplicate keys: json-c keeps the last value, in the first one's place */
+static bool
+check_duplicate_state(const MachineDef *def, char *why, size_t whylen)
+{
+	const MdState *a = find_state(def, "A");
+	const MdRule *r = find_rule(a, "Go");
+
+	CHECK(def->nstates == 2);
+	CHECK(a != NULL && !a->final && a->nrules == 1);
+	CHECK(r != NULL && r->transitions[0].target == md_find_state(def, "B"));
+	return true;
+}
+
+static bool
+check_duplicate_rule(const MachineDef *def, char *why, size_t whylen)
+{
+	const MdState *a = find_state(def, "A");
+
+	CHECK(a != NULL && a->nrules == 1);
+	CHECK_STR(a->rules[0].event, "Go");
+	CHECK(a->rules[0].ntransitions == 1);
+	CHECK(a->rules[0].transitions[0].target == md_find_state(def, "A"));
+	return true;
+}
+
+static bool
+check_duplicate_field(const MachineDef *def, char *why, size_t whylen)
+{
+	const MdEventSchema *es = md_find_event_schema(def, "E");
+
+	CHECK(es != NULL && es->nfields == 1);
+	CHECK_STR(es->fields[0].name, "x");
+	CHECK(es->fields[0].type == MD_FIELD_NUMBER && es->fields[0].optional);
+	return true;
+}
+
+static bool
+check_duplicate_tag(const MachineDef *def, char *why, size_t whylen)
+{
+	const MdState *a = find_state(def, "A");
+
+	CHECK(a != NULL && a->ntimers == 1);
+	CHECK_STR(a->timers[0].event_tag, "Go");
+	CHECK_STR(a->timers[0].event, "{\"_tag\":\"Go\",\"x\":1}");
+	return true;
+}
+
+static bool
+check_duplicate_entry(const MachineDef *def, char *why, size_t whylen)
+{
+	/* the second "entry" replaced the first, before "exit" */
+	CHECK(def->nfunctions == 2);
+	CHECK_STR(def->functions[0].name, "e2");
+	CHECK_STR(def->functions[0].path, "states.A.entry[0]");
+	CHECK_STR(def->functions[1].name, "x1");
+	CHECK(def->states[0].nentry == 1 && def->states[0].entry[0] == 0);
+	return true;
+}
+
+static bool
+check_duplicate_states(const MachineDef *def, char *why, size_t whylen)
+{
+	CHECK(def->nstates == 1);
+	CHECK_STR(def->states[0].name, "B");
+	return true;
+}
+
+static bool
+check_numeric_names(const MachineDef *def, char *why, size_t whylen)
+{
+	CHECK(def->nstates == 2);
+	CHECK_STR(def->states[0].name, "1");
+	CHECK_STR(def->states[1].name, "10");
+	CHECK(def->initial == 1);
+	CHECK(md_state_rule(def, 1, "2") != NULL);
+	CHECK(md_find_event_schema(def, "2") != NULL);
+	return true;
+}
+
 static bool
 check_flags(const MachineDef *def, char *why, size_t whylen)
 {
@@ -937,6 +1017,31 @@ static const ValidCase valid_cases[] = {
 	{"duplicate keys: the last one wins",
 		"{'initial': 'B', 'initial': 'A', 'states': {'A': {}, 'B': {}}}",
 	check_duplicate_key},
+	{"duplicate states: the last body wins",
+		"{'initial': 'A', 'states': {'A': {'final': true}, 'B': {}, 'A': {'on': {'Go': 'B'}}}}",
+	check_duplicate_state},
+	{"duplicate event tags in on: the last wins",
+		"{'initial': 'A', 'states': {'A': {'on': {'Go': 'B', 'Go': 'A'}}, 'B': {}}}",
+	check_duplicate_rule},
+	{"duplicate transition keys: the last target wins, the first is not checked",
+		"{'initial': 'A', 'states': {'A': {'on': {'Go': {'target': 'Nope', 'target': 'A'}}}}}",
+	check_duplicate_rule},
+	{"duplicate fields: the last type wins",
+		"{'initial': 'A', 'states': {'A': {}}, 'events': {'E': {'x': 'string', 'x': 'number?'}}}",
+	check_duplicate_field},
+	{"duplicate _tag in a timer's event: the last wins",
+		"{'initial': 'A', 'states': {'A': {'on': {'Go': 'A'}, 'after': [{'delay': '1s',"
+		" 'event': {'_tag': 'Nope', 'x': 1, '_tag': 'Go'}}]}}}",
+	check_duplicate_tag},
+	{"duplicate entry: the last array, walked in the first one's place",
+		"{'initial': 'A', 'states': {'A': {'entry': ['e1'], 'exit': ['x1'], 'entry': ['e2']}}}",
+	check_duplicate_entry},
+	{"duplicate states objects: the last wins",
+		"{'initial': 'B', 'states': {'A': {}}, 'states': {'B': {}}}",
+	check_duplicate_states},
+	{"names that look like numbers are names",
+		"{'initial': '10', 'states': {'1': {}, '10': {'on': {'2': '1'}}}, 'events': {'2': {'3': 'number'}}}",
+	check_numeric_names},
 	{"merge and reenter, false and true",
 		"{'initial': 'A', 'states': {'A': {'on': {'Go': [{'target': 'A', 'merge': false,"
 		" 'reenter': false}, {'target': 'A', 'merge': true, 'reenter': true, 'guard': 'g'}]}}}}",
@@ -999,6 +1104,20 @@ static const ErrorCase error_cases[] = {
 	"definition: invalid JSON: invalid utf-8 string"},
 	{"invalid UTF-8 in a key", "{'initial': 'A', 'states': {'A\xc3': {}}}",
 	"definition: invalid JSON: invalid utf-8 string"},
+	{"a lone continuation byte in a key",
+		"{'initial': 'A', 'states': {'A': {}, 'x\x80" "y': {}}}",
+	"definition: invalid JSON: invalid utf-8 string"},
+	{"a UTF-8 sequence cut short in a key",
+		"{'initial': 'A', 'states': {'A': {}, '\xe2\x82': {}}}",
+	"definition: invalid JSON: invalid utf-8 string"},
+	{"a UTF-8 sequence cut short at the end of the text",
+		"{'initial': 'A', 'states': {'A': {}}, 'description': '\xf0\x9f\x98",
+	"definition: invalid JSON: invalid utf-8 string"},
+	{"a non-ASCII byte outside strings",
+		"{'initial': 'A', \xc3\xa9 'states': {'A': {}}}",
+	"definition: invalid JSON: invalid utf-8 string"},
+	{"a byte order mark", "\xef\xbb\xbf{'initial': 'A', 'states': {'A': {}}}",
+	"definition: invalid JSON: invalid utf-8 string"},
 	{"an array is not a definition", "[]", "definition: must be a JSON object"},
 	{"a string is not a definition", "'A'", "definition: must be a JSON object"},
 	{"null is not a definition", "null", "definition: must be a JSON object"},
@@ -1012,11 +1131,19 @@ static const ErrorCase error_cases[] = {
 		"{'foo': 1, 'initial': 2, 'states': {'A': {}}}", "foo: unknown key"},
 	{"the first problem in member order is reported, again",
 		"{'initial': 2, 'foo': 1, 'states': {'A': {}}}", "initial: must be a string"},
+	{"a duplicate key is walked where the first one stood",
+		"{'initial': 1, 'foo': 2, 'initial': 'A', 'states': {'A': {}}}", "foo: unknown key"},
+	{"a duplicate key: the last value is the one checked",
+		"{'initial': 'A', 'states': {'A': {}}, 'initial': 2}", "initial: must be a string"},
 	{"initial is required", "{'states': {'A': {}}}", "initial: is required"},
 	{"initial must be a string", "{'initial': 1, 'states': {'A': {}}}",
 	"initial: must be a string"},
 	{"initial must not be null", "{'initial': null, 'states': {'A': {}}}",
 	"initial: must be a string"},
+	{"initial must not be an infinite number", "{'initial': 1e999, 'states': {'A': {}}}",
+	"initial: must be a string"},
+	{"initial must not be a number that looks like a state",
+		"{'initial': 1, 'states': {'1': {}}}", "initial: must be a string"},
 	{"initial must be declared", "{'initial': 'B', 'states': {'A': {}}}",
 	"initial: \"B\" is not a state"},
 	{"states is required", "{'initial': 'A'}", "states: is required"},
@@ -1283,6 +1410,16 @@ static const ErrorCase error_cases[] = {
 	"persistence.machineType: must be at most 63 bytes"},
 	{"adapter must be a string", WITH_A("'persistence': {'adapter': 1}"),
 	"persistence.adapter: must be a string"},
+	{"machineType must be a string", WITH_A("'persistence': {'machineType': 7}"),
+	"persistence.machineType: must be a string"},
+	{"unhandled must not be a number", WITH_A("'unhandled': 0"),
+	"unhandled: must be \"error\" or \"ignore\""},
+	{"events must not be a number", WITH_A("'events': 5"), "events: must be an object"},
+	{"any must not be a number", WITH_A("'any': 3"), "any: must be an object"},
+	{"a target must not be a number in a list", ONE_STATE("{'on': {'Go': [{'target': 1.5}]}}"),
+	"states.A.on.Go[0].target: must be a string"},
+	{"a timer's delay must not be a number", TIMER("{'delay': 1e3, 'event': {'_tag': 'Go'}}"),
+	"states.A.after[0].delay: must be a string"},
 	{"adapter must not be empty", WITH_A("'persistence': {'adapter': ''}"),
 	"persistence.adapter: must not be empty"},
 
@@ -1622,6 +1759,16 @@ test_deep_nesting(void)
 	md_free(def);
 	free(text);
 
+	/* objects nested in a place the compiler walks: the tokener stops first */
+	for (i = 0; i < 100000; i++)
+		buf_add(&b, "{\"a\":");
+	def = compile_exact(b.data, b.len, err, sizeof(err));
+	ok = def == NULL &&
+		strcmp(err, "definition: invalid JSON: nesting too deep") == 0;
+	report(ok, "100000 nested objects are refused", ok ? NULL : err);
+	md_free(def);
+	b.len = 0;
+
 	/* a timer's event nested to the limit is fine, one more is not */
 	for (i = 0; i < 2; i++)
 	{
@@ -1706,6 +1853,35 @@ test_big_arrays(void)
 	ok = def != NULL && def->states[0].rules[0].ntransitions == 100000 &&
 		def->nfunctions == 1 && def->states[0].rules[0].transitions[99999].guard == 0;
 	report(ok, "100000 candidates for one event", ok ? NULL : err);
+	md_free(def);
+
+	/* 10000 "any" rules and 10000 event schemas, written in reverse order */
+	b.len = 0;
+	buf_add(&b, "{\"initial\": \"A\", \"states\": {\"A\": {}, \"F\": {\"final\": true}}, \"any\": {");
+	for (i = 9999; i >= 0; i--)
+		buf_addf(&b, i == 9999 ? "\"E%05d\": \"A\"" : ", \"E%05d\": \"A\"", i);
+	buf_add(&b, "}, \"events\": {");
+	for (i = 9999; i >= 0; i--)
+		buf_addf(&b, i == 9999 ? "\"E%05d\": {\"f\": \"any\"}" : ", \"E%05d\": {\"f\": \"any\"}", i);
+	buf_add(&b, "}}");
+	why[0] = '\0';
+	def = compile_exact(b.data, b.len, err, sizeof(err));
+	ok = def != NULL && def->nany == 10000 && def->nevents == 10000 &&
+		check_invariants(def, why, sizeof(why));
+	for (i = 0; ok && i < 10000; i += 7)
+	{
+		char		tag[32];
+
+		snprintf(tag, sizeof(tag), "E%05d", i);
+		ok = md_state_rule(def, md_find_state(def, "A"), tag) == &def->any[i] &&
+			md_state_rule(def, md_find_state(def, "F"), tag) == NULL &&
+			md_find_event_schema(def, tag) == &def->events[i];
+		if (!ok)
+			snprintf(why, sizeof(why), "lookup of %s", tag);
+	}
+	if (def == NULL)
+		snprintf(why, sizeof(why), "%s", err);
+	report(ok, "10000 any rules and 10000 event schemas, sorted and found", why);
 	md_free(def);
 
 	/* 100000 numbers where strings are expected */
@@ -1817,6 +1993,58 @@ test_errbuf(void)
 			}
 		}
 		report(valid, "a cut message stays valid UTF-8", why);
+	}
+
+	/*
+	 * A cut inside the path, in the middle of a character: nothing may
+	 * follow the dropped character (found by the fuzzer: the ": " and the
+	 * problem used to be appended after it, so that the message named a
+	 * key that does not exist).
+	 */
+	{
+		const char *json = "{\"initial\": \"A\", \"persistence\": {\"snap\xf0\x9f\x98\x80shot\": 1},"
+			" \"states\": {\"A\": {}}}";
+		const char *whole = "persistence.snap\xf0\x9f\x98\x80shot: unknown key";
+		bool		prefix = true;
+
+		why[0] = '\0';
+		for (size = 1; size <= strlen(whole) + 1 && prefix; size++)
+		{
+			MachineDef *def = compile_exact(json, strlen(json), err, size);
+			size_t		len = strlen(err);
+			size_t		want = size - 1 < strlen(whole) ? size - 1 : strlen(whole);
+
+			md_free(def);
+			if (def != NULL || strncmp(err, whole, len) != 0 ||
+				len > want || len + 3 < want)
+			{
+				snprintf(why, sizeof(why), "size %zu: \"%s\"", size, err);
+				prefix = false;
+			}
+		}
+		report(prefix, "a message cut inside a path is a prefix of the whole", why);
+	}
+
+	/* the same at the server's buffer size, with a long name */
+	{
+		Buf			b = {NULL, 0, 0};
+		char		big[512];
+		MachineDef *def;
+		size_t		i;
+		bool		ok2;
+
+		buf_add(&b, "{\"initial\": \"A\", \"states\": {\"A\": {}, \"x");
+		for (i = 0; i < 300; i++)
+			buf_add(&b, "\xc3\xa9");
+		buf_add(&b, "\": {}}}");
+		def = compile_exact(b.data, b.len, big, sizeof(big));
+		/* "states.x" and 251 whole characters; the 252nd is cut, then nothing */
+		ok2 = def == NULL && strlen(big) == 8 + 2 * 251 &&
+			strncmp(big, "states.x\xc3\xa9", 10) == 0 &&
+			strchr(big, ':') == NULL;
+		report(ok2, "a long UTF-8 name cut at 512 bytes ends the message", big);
+		md_free(def);
+		free(b.data);
 	}
 }
 
