@@ -5,7 +5,9 @@
  *	  extension.
  *
  * The modules, by concern:
- *	 definition.c	the json-c compiler of definitions (no server headers)
+ *	 definition*.c	the json-c compiler of definitions (no server headers):
+ *					the grammar's walk, its arena, its error paths, and
+ *					intervals and schedules
  *	 registry.c		machine_define/_definition/_drop and the per-backend cache
  *					of compiled machines
  *	 values.c		states and events as jsonb: validation and construction
@@ -147,6 +149,8 @@ extern void store_append_event(const char *actor_id, int64 version,
 							   Jsonb *event, const char *tag);
 extern bool store_insert_snapshot(const char *actor_id, int64 version,
 								  Jsonb *state, const char *tag);
+extern void store_append_snapshot(const char *actor_id, int64 version,
+								  Jsonb *state, const char *tag);
 extern Jsonb *store_latest_snapshot(const char *actor_id, int64 upto,
 								   int64 *version);
 
@@ -199,7 +203,7 @@ extern void store_direct_update_actor(const char *actor_id, ActorRow *row,
 									  Jsonb *state, const char *tag);
 extern bool store_direct_append_event(const char *actor_id, int64 version,
 									  Jsonb *event, const char *tag);
-extern bool store_direct_insert_snapshot(const char *actor_id, int64 version,
+extern bool store_direct_append_snapshot(const char *actor_id, int64 version,
 										 Jsonb *state, const char *tag);
 
 /* store.c: rows of machine.timers */

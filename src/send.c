@@ -120,13 +120,8 @@ actor_record(const Transition *t)
 					   t->version, t->state, to->name);
 	if (def->persistence.enabled && def->persistence.journal_events)
 		store_append_event(t->actor_id, t->version, t->event, to->name);
-	if (machine_should_snapshot(def, t->version) &&
-		!store_insert_snapshot(t->actor_id, t->version, t->state, to->name))
-		ereport(ERROR,
-				(errcode(ERRCODE_MACHINE_VERSION_CONFLICT),
-				 errmsg("version conflict on actor \"%s\"", t->actor_id),
-				 errdetail("A snapshot of version " INT64_FORMAT " exists already.",
-						   t->version)));
+	if (machine_should_snapshot(def, t->version))
+		store_append_snapshot(t->actor_id, t->version, t->state, to->name);
 	timers_transition(t->actor_id, t->cm, t->from, t->to, t->left, t->version);
 	if (def->notify)
 		announce(t);

@@ -502,7 +502,12 @@ store_append_event(const char *actor_id, int64 version, Jsonb *event,
 						   version)));
 }
 
-/* Insert a snapshot; false when one of that version exists already */
+/*
+ * Insert a snapshot unless one of that version exists (or is being
+ * inserted) already; false then.  For machine_persist and machine_stop,
+ * which take an existing snapshot as success: ON CONFLICT waits for a
+ * concurrent inserter instead of failing.
+ */
 bool
 store_insert_snapshot(const char *actor_id, int64 version, Jsonb *state,
 					  const char *tag)
@@ -514,10 +519,27 @@ store_insert_snapshot(const char *actor_id, int64 version, Jsonb *state,
 		CStringGetTextDatum(tag),
 	};
 
-	if (store_direct_permits(DIRECT_SNAPSHOTS, ACL_INSERT))
-		return store_direct_insert_snapshot(actor_id, version, state, tag);
 	run(&insert_snapshot_query, values, 0);
 	return SPI_processed == 1;
+}
+
+/* The snapshot a send's schedule takes; one of that version is a conflict */
+void
+store_append_snapshot(const char *actor_id, int64 version, Jsonb *state,
+					  const char *tag)
+{
+	bool		appended;
+
+	if (store_direct_permits(DIRECT_SNAPSHOTS, ACL_INSERT))
+		appended = store_direct_append_snapshot(actor_id, version, state, tag);
+	else
+		appended = store_insert_snapshot(actor_id, version, state, tag);
+	if (!appended)
+		ereport(ERROR,
+				(errcode(ERRCODE_MACHINE_VERSION_CONFLICT),
+				 errmsg("version conflict on actor \"%s\"", actor_id),
+				 errdetail("A snapshot of version " INT64_FORMAT " exists already.",
+						   version)));
 }
 
 /* The latest snapshot at or below a version; NULL when there is none */

@@ -444,46 +444,34 @@ store_direct_update_actor(const char *actor_id, ActorRow *row,
 
 /*
  * Insert a journal or snapshot row (actor_id, version, jsonb, tag, now).
- *
- * With probe, a row of that version already there (visible to a fresh
- * snapshot) is found first and nothing is inserted: the caller may take it
- * as success.  Without, the primary key's partial check reports a duplicate
- * (live, or being inserted by another transaction) after the insert: the
- * caller must then raise an error, which takes the new row away with the
- * transaction.  Either way the result is false for a duplicate.
+ * False when the primary key's partial check finds that version there
+ * already (live, or being inserted by another transaction): the caller
+ * must then raise an error, which takes the new row away with the
+ * transaction.
  */
 static bool
 insert_versioned(DirectTable *t, const char *actor_id, int64 version,
-				 Jsonb *value, const char *tag, bool probe)
+				 Jsonb *value, const char *tag)
 {
 	OpenTable	ot;
 	TupleTableSlot *slot;
-	bool		unique = true;
+	bool		unique;
 
 	open_table(t, &ot, true);
 	slot = table_slot_create(ot.rel, NULL);
-	if (probe)
-	{
-		Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
 
-		unique = !fetch_by_pkey(ot.rel, t, snapshot, actor_id, version, slot);
-		UnregisterSnapshot(snapshot);
-	}
-	if (unique)
-	{
-		/* the journal and the snapshots share their column order */
-		ExecClearTuple(slot);
-		memset(slot->tts_isnull, 0, sizeof(bool) * t->natts);
-		slot->tts_values[Anum_events_actor_id - 1] = CStringGetTextDatum(actor_id);
-		slot->tts_values[Anum_events_version - 1] = Int64GetDatum(version);
-		slot->tts_values[Anum_events_event - 1] = JsonbPGetDatum(value);
-		slot->tts_values[Anum_events_state_tag - 1] = CStringGetTextDatum(tag);
-		slot->tts_values[Anum_events_recorded_at - 1] =
-			TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-		ExecStoreVirtualTuple(slot);
-		simple_table_tuple_insert(ot.rel, slot);
-		unique = insert_index_entries(&ot, slot, false, !probe);
-	}
+	/* the journal and the snapshots share their column order */
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, 0, sizeof(bool) * t->natts);
+	slot->tts_values[Anum_events_actor_id - 1] = CStringGetTextDatum(actor_id);
+	slot->tts_values[Anum_events_version - 1] = Int64GetDatum(version);
+	slot->tts_values[Anum_events_event - 1] = JsonbPGetDatum(value);
+	slot->tts_values[Anum_events_state_tag - 1] = CStringGetTextDatum(tag);
+	slot->tts_values[Anum_events_recorded_at - 1] =
+		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	ExecStoreVirtualTuple(slot);
+	simple_table_tuple_insert(ot.rel, slot);
+	unique = insert_index_entries(&ot, slot, false, true);
 
 	ExecDropSingleTupleTableSlot(slot);
 	close_table(&ot);
@@ -495,13 +483,13 @@ bool
 store_direct_append_event(const char *actor_id, int64 version, Jsonb *event,
 						  const char *tag)
 {
-	return insert_versioned(&tables[EVENTS], actor_id, version, event, tag, false);
+	return insert_versioned(&tables[EVENTS], actor_id, version, event, tag);
 }
 
-/* Insert a snapshot; false (nothing inserted) when that version has one */
+/* Append a snapshot; false for a duplicate version, which must be raised */
 bool
-store_direct_insert_snapshot(const char *actor_id, int64 version, Jsonb *state,
-							 const char *tag)
+store_direct_append_snapshot(const char *actor_id, int64 version,
+							 Jsonb *state, const char *tag)
 {
-	return insert_versioned(&tables[SNAPSHOTS], actor_id, version, state, tag, true);
+	return insert_versioned(&tables[SNAPSHOTS], actor_id, version, state, tag);
 }
