@@ -156,6 +156,7 @@ extern Jsonb *store_latest_snapshot(const char *actor_id, int64 upto,
 
 typedef struct JournalEntry
 {
+	int			pos;			/* of the actor, in store_scan_events_of() */
 	int64		version;
 	Jsonb	   *event;
 	char	   *state_tag;
@@ -165,6 +166,10 @@ typedef struct JournalEntry
 typedef void (*EventCallback) (JournalEntry *entry, void *arg);
 extern void store_scan_events(const char *actor_id, int64 after, int64 upto,
 							  EventCallback callback, void *arg);
+extern void store_latest_snapshots(Datum *ids, Datum *uptos, int n,
+								   Jsonb **states, int64 *versions);
+extern void store_scan_events_of(Datum *ids, Datum *afters, Datum *uptos, int n,
+								 EventCallback callback, void *arg);
 extern int64 store_count_actors(const char *machine);
 extern void store_delete_actors_of(const char *machine);
 extern List *store_stopped_of_type(const char *machine_type);

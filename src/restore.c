@@ -120,6 +120,51 @@ fold_event(JournalEntry *entry, void *arg)
 		f->callback(entry, f->state, f->arg);
 }
 
+/* Start a fold from a state at a version; the step contexts are the caller's */
+static void
+fold_start(Fold *f, const char *actor_id, CompiledMachine *cm, Jsonb *state,
+		   int64 version, MemoryContext *step_context)
+{
+	f->actor_id = actor_id;
+	f->cm = cm;
+	f->state = state;
+	f->version = version;
+	f->index = machine_state_index(cm, state_tag(state, "state"), actor_id);
+	f->callback = NULL;
+	f->arg = NULL;
+	f->step_context[0] = step_context[0];
+	f->step_context[1] = step_context[1];
+}
+
+/*
+ * End a fold that must have reached "upto": the state, copied into the
+ * current memory context (out of the step contexts).
+ */
+static Jsonb *
+fold_finish(Fold *f, int64 upto, bool from_snapshot, int64 start_version)
+{
+	if (f->version < upto)
+		ereport(ERROR,
+				(errcode(ERRCODE_MACHINE_REPLAY_DIVERGED),
+				 errmsg("journal of actor \"%s\" has no version " INT64_FORMAT,
+						f->actor_id, f->version + 1),
+				 errdetail("The fold starts from %s at version " INT64_FORMAT " and the journal has nothing after version " INT64_FORMAT ".",
+						   from_snapshot ? "a snapshot" : "the spawn state",
+						   start_version, f->version),
+				 f->cm->def->persistence.journal_events ? 0 :
+				 errhint("Machine \"%s\" does not journal events.", f->cm->name)));
+	return DatumGetJsonbPCopy(JsonbPGetDatum(f->state));
+}
+
+static void
+create_step_contexts(MemoryContext *step_context)
+{
+	step_context[0] = AllocSetContextCreate(CurrentMemoryContext, "fold step",
+											ALLOCSET_DEFAULT_SIZES);
+	step_context[1] = AllocSetContextCreate(CurrentMemoryContext, "fold step",
+											ALLOCSET_DEFAULT_SIZES);
+}
+
 /*
  * The state of an actor at version "upto", folded from the latest snapshot
  * at or below it (or, with from_start, from the spawn state) through the
@@ -134,38 +179,22 @@ machine_fold(const char *actor_id, CompiledMachine *cm, Jsonb *initial_state,
 	Fold		f;
 	int64		snapshot_version = 0;
 	Jsonb	   *snapshot = NULL;
+	MemoryContext step_context[2];
 	Jsonb	   *result;
 
 	if (!from_start)
 		snapshot = store_latest_snapshot(actor_id, upto, &snapshot_version);
-	f.actor_id = actor_id;
-	f.cm = cm;
-	f.state = snapshot ? snapshot : initial_state;
-	f.version = snapshot ? snapshot_version : 0;
-	f.index = machine_state_index(cm, state_tag(f.state, "state"), actor_id);
+	create_step_contexts(step_context);
+	fold_start(&f, actor_id, cm, snapshot ? snapshot : initial_state,
+			   snapshot_version, step_context);
 	f.callback = callback;
 	f.arg = arg;
-	f.step_context[0] = AllocSetContextCreate(CurrentMemoryContext, "fold step",
-											  ALLOCSET_DEFAULT_SIZES);
-	f.step_context[1] = AllocSetContextCreate(CurrentMemoryContext, "fold step",
-											  ALLOCSET_DEFAULT_SIZES);
 
 	if (f.version < upto)
 		store_scan_events(actor_id, f.version, upto, fold_event, &f);
-	if (f.version < upto)
-		ereport(ERROR,
-				(errcode(ERRCODE_MACHINE_REPLAY_DIVERGED),
-				 errmsg("journal of actor \"%s\" has no version " INT64_FORMAT,
-						actor_id, f.version + 1),
-				 errdetail("The fold starts from %s at version " INT64_FORMAT " and the journal has nothing after version " INT64_FORMAT ".",
-						   snapshot ? "a snapshot" : "the spawn state",
-						   snapshot ? snapshot_version : 0, f.version),
-				 cm->def->persistence.journal_events ? 0 :
-				 errhint("Machine \"%s\" does not journal events.", cm->name)));
-
-	result = DatumGetJsonbPCopy(JsonbPGetDatum(f.state));
-	MemoryContextDelete(f.step_context[0]);
-	MemoryContextDelete(f.step_context[1]);
+	result = fold_finish(&f, upto, snapshot != NULL, snapshot_version);
+	MemoryContextDelete(step_context[0]);
+	MemoryContextDelete(step_context[1]);
 	return result;
 }
 
@@ -175,7 +204,8 @@ typedef enum RestoreOutcome
 {
 	RESTORED,
 	SKIPPED,					/* running already */
-	NOTHING						/* nothing persisted under that id */
+	NOTHING,					/* nothing persisted under that id */
+	FAILED						/* an error, in RestoreItem.error */
 } RestoreOutcome;
 
 typedef struct RestoreArgs
@@ -183,6 +213,7 @@ typedef struct RestoreArgs
 	const char *actor_id;
 	ActorRow   *row;
 	CompiledMachine *cm;
+	Jsonb	   *state;			/* folded already, or NULL: fold it */
 } RestoreArgs;
 
 static Jsonb *
@@ -190,11 +221,12 @@ restore_work(void *arg)
 {
 	RestoreArgs *a = arg;
 	CompiledMachine *cm = a->cm;
-	Jsonb	   *state;
+	Jsonb	   *state = a->state;
 	int			index;
 
-	state = machine_fold(a->actor_id, cm, actor_initial_state(a->row),
-						 a->row->version, false, NULL, NULL);
+	if (state == NULL)
+		state = machine_fold(a->actor_id, cm, actor_initial_state(a->row),
+							 a->row->version, false, NULL, NULL);
 	index = machine_state_index(cm, state_tag(state, "state"), a->actor_id);
 	store_update_actor(a->actor_id, a->row,
 					   cm->def->states[index].final ? ACTOR_DONE : ACTOR_RUNNING,
@@ -228,6 +260,7 @@ restore_actor(const char *actor_id, Jsonb **state)
 
 		a.actor_id = actor_id;
 		a.row = &row;
+		a.state = NULL;
 		a.cm = machine_lookup(row.machine, false);
 		machine_check_execute(a.cm);
 		restored = actor_transition(actor_id, restore_work, &a);
@@ -262,79 +295,263 @@ machine_restore(PG_FUNCTION_ARGS)
 					 errhint("Only a stopped actor can be restored; stop it first with machine_stop('%s').",
 							 actor_id)));
 		case RESTORED:
+		case FAILED:
 			break;
 	}
 	PG_RETURN_JSONB_P(state);
 }
 
+/* One actor of a list to restore, and what became of it */
+typedef struct RestoreItem
+{
+	char	   *actor_id;
+	RestoreOutcome outcome;
+	Jsonb	   *state;			/* when restored */
+	char	   *error;			/* when failed */
+} RestoreItem;
+
+/* Run fn(arg) in a subtransaction; on error, the message (with detail) */
+static bool
+in_subtransaction(void (*fn) (void *), void *arg, char **error)
+{
+	MemoryContext context = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(context);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(context);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(context);
+		CurrentResourceOwner = owner;
+		if (error)
+			*error = edata->detail ?
+				psprintf("%s: %s", edata->message, edata->detail) :
+				pstrdup(edata->message);
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+static void
+restore_item(void *arg)
+{
+	RestoreItem *item = arg;
+
+	item->outcome = restore_actor(item->actor_id, &item->state);
+}
+
+/* A chunk of actors restored together, in one subtransaction */
+typedef struct RestoreChunk
+{
+	RestoreItem *items;
+	int			n;
+} RestoreChunk;
+
+/* Routes a journal stream ordered by chunk position to the actors' folds */
+typedef struct ChunkFold
+{
+	Fold	   *folds;			/* per position; NULL cm: not folded */
+	Jsonb	  **states;			/* per position: the fold's result */
+	int64	   *uptos;
+	bool	   *from_snapshot;
+	int64	   *starts;
+	int			current;		/* position being folded, or -1 */
+} ChunkFold;
+
+static void
+chunk_finish_current(ChunkFold *c)
+{
+	if (c->current >= 0)
+		c->states[c->current] = fold_finish(&c->folds[c->current],
+											c->uptos[c->current],
+											c->from_snapshot[c->current],
+											c->starts[c->current]);
+	c->current = -1;
+}
+
+static void
+chunk_fold_event(JournalEntry *entry, void *arg)
+{
+	ChunkFold  *c = arg;
+
+	if (entry->pos != c->current)
+	{
+		chunk_finish_current(c);
+		c->current = entry->pos;
+	}
+	fold_event(entry, &c->folds[entry->pos]);
+}
+
 /*
- * Restore each actor in its own subtransaction, so that one failure
- * neither aborts the others nor leaves anything half-written, and emit a
- * row (actor_id, status, state, error) for each.
+ * Restore a chunk of actors: lock their rows, read the latest snapshots of
+ * the stopped ones in one query and their journals in another, fold each,
+ * then store each restored state, arm its timers and run its entry effects.
+ */
+static void
+restore_chunk(void *arg)
+{
+	RestoreChunk *chunk = arg;
+	int			n = chunk->n;
+	MemoryContext caller = CurrentMemoryContext;
+	ActorRow   *rows = palloc0(sizeof(ActorRow) * n);
+	CompiledMachine **cms = palloc0(sizeof(CompiledMachine *) * n);
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum	   *uptos = palloc(sizeof(Datum) * n);
+	Datum	   *afters = palloc(sizeof(Datum) * n);
+	Jsonb	  **snapshots = palloc0(sizeof(Jsonb *) * n);
+	int64	   *snapshot_versions = palloc0(sizeof(int64) * n);
+	MemoryContext step_context[2];
+	ChunkFold	c;
+
+	PreventCommandIfReadOnly("machine_restore()");
+	SPI_connect();
+	c.folds = palloc0(sizeof(Fold) * n);
+	c.states = palloc0(sizeof(Jsonb *) * n);
+	c.uptos = palloc0(sizeof(int64) * n);
+	c.from_snapshot = palloc0(sizeof(bool) * n);
+	c.starts = palloc0(sizeof(int64) * n);
+	c.current = -1;
+
+	for (int i = 0; i < n; i++)
+	{
+		RestoreItem *item = &chunk->items[i];
+
+		item->outcome = RESTORED;
+		if (!store_read_actor(item->actor_id, ROW_LOCK_UPDATE, &rows[i]))
+			item->outcome = NOTHING;
+		else if (rows[i].status != ACTOR_STOPPED)
+			item->outcome = SKIPPED;
+		else
+		{
+			cms[i] = machine_lookup(rows[i].machine, false);
+			machine_check_execute(cms[i]);
+		}
+		ids[i] = CStringGetTextDatum(item->actor_id);
+		/* actors not to restore fold nothing: upto 0 matches no row */
+		uptos[i] = Int64GetDatum(cms[i] ? rows[i].version : 0);
+	}
+
+	store_latest_snapshots(ids, uptos, n, snapshots, snapshot_versions);
+	create_step_contexts(step_context);
+	for (int i = 0; i < n; i++)
+	{
+		afters[i] = Int64GetDatum(snapshot_versions[i]);
+		if (cms[i] == NULL)
+			continue;
+		fold_start(&c.folds[i], chunk->items[i].actor_id, cms[i],
+				   snapshots[i] ? snapshots[i] : actor_initial_state(&rows[i]),
+				   snapshot_versions[i], step_context);
+		c.uptos[i] = rows[i].version;
+		c.from_snapshot[i] = snapshots[i] != NULL;
+		c.starts[i] = snapshot_versions[i];
+		/* a fold with nothing to read is finished as it starts */
+		c.states[i] = c.folds[i].state;
+	}
+	store_scan_events_of(ids, afters, uptos, n, chunk_fold_event, &c);
+	chunk_finish_current(&c);
+
+	for (int i = 0; i < n; i++)
+	{
+		RestoreArgs a;
+		Jsonb	   *restored;
+		MemoryContext old;
+
+		if (cms[i] == NULL)
+			continue;
+		/* one that the stream never reached must be complete as it is */
+		if (c.states[i] == c.folds[i].state && c.folds[i].version < c.uptos[i])
+			(void) fold_finish(&c.folds[i], c.uptos[i], c.from_snapshot[i],
+							   c.starts[i]);
+		a.actor_id = chunk->items[i].actor_id;
+		a.row = &rows[i];
+		a.cm = cms[i];
+		a.state = c.states[i];
+		restored = actor_transition(a.actor_id, restore_work, &a);
+		old = MemoryContextSwitchTo(caller);
+		chunk->items[i].state = DatumGetJsonbPCopy(JsonbPGetDatum(restored));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+}
+
+/* Actors restored together in one subtransaction, when all goes well */
+#define RESTORE_CHUNK_SIZE 500
+
+/*
+ * Restore a list of actors and emit a row (actor_id, status, state, error)
+ * for each.  Chunks of actors are restored together in one subtransaction;
+ * a chunk in which anything fails is rolled back and its actors restored
+ * again one by one, each in its own subtransaction, so that one failure
+ * neither aborts the others nor leaves anything half-written.
  */
 static void
 restore_each(FunctionCallInfo fcinfo, List *actor_ids)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext context = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	ListCell   *lc;
+	int			n = list_length(actor_ids);
+	RestoreItem *items = palloc0(sizeof(RestoreItem) * Max(n, 1));
 
 	InitMaterializedSRF(fcinfo, 0);
-	foreach(lc, actor_ids)
+	for (int i = 0; i < n; i++)
+		items[i].actor_id = list_nth(actor_ids, i);
+
+	for (int start = 0; start < n; start += RESTORE_CHUNK_SIZE)
 	{
-		char	   *actor_id = lfirst(lc);
-		Datum		values[4] = {0};
-		bool		nulls[4] = {false, false, true, true};
-		Jsonb	   *state = NULL;
+		RestoreChunk chunk = {items + start, Min(RESTORE_CHUNK_SIZE, n - start)};
 
 		CHECK_FOR_INTERRUPTS();
-		values[0] = CStringGetTextDatum(actor_id);
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(context);
-		PG_TRY();
+		if (in_subtransaction(restore_chunk, &chunk, NULL))
+			continue;
+		for (int i = 0; i < chunk.n; i++)
 		{
-			RestoreOutcome outcome = restore_actor(actor_id, &state);
+			RestoreItem *item = &chunk.items[i];
 
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(context);
-			CurrentResourceOwner = owner;
-			switch (outcome)
-			{
-				case RESTORED:
-					values[1] = CStringGetTextDatum("restored");
-					values[2] = JsonbPGetDatum(state);
-					nulls[2] = false;
-					break;
-				case SKIPPED:
-					values[1] = CStringGetTextDatum("skipped");
-					break;
-				case NOTHING:
-					values[1] = CStringGetTextDatum("failed");
-					values[3] = CStringGetTextDatum("nothing is persisted for this actor");
-					nulls[3] = false;
-					break;
-			}
+			CHECK_FOR_INTERRUPTS();
+			item->state = NULL;
+			if (!in_subtransaction(restore_item, item, &item->error))
+				item->outcome = FAILED;
 		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
+	}
 
-			MemoryContextSwitchTo(context);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(context);
-			CurrentResourceOwner = owner;
-			values[1] = CStringGetTextDatum("failed");
-			values[3] = CStringGetTextDatum(edata->detail ?
-											psprintf("%s: %s", edata->message,
-													 edata->detail) :
-											edata->message);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[4] = {0};
+		bool		nulls[4] = {false, false, true, true};
+		static const char *const names[] = {
+			[RESTORED] = "restored", [SKIPPED] = "skipped",
+			[NOTHING] = "failed", [FAILED] = "failed",
+		};
+
+		values[0] = CStringGetTextDatum(items[i].actor_id);
+		values[1] = CStringGetTextDatum(names[items[i].outcome]);
+		if (items[i].outcome == RESTORED)
+		{
+			values[2] = JsonbPGetDatum(items[i].state);
+			nulls[2] = false;
+		}
+		if (items[i].outcome == NOTHING || items[i].outcome == FAILED)
+		{
+			values[3] = CStringGetTextDatum(items[i].outcome == NOTHING ?
+											"nothing is persisted for this actor" :
+											items[i].error);
 			nulls[3] = false;
-			FreeErrorData(edata);
 		}
-		PG_END_TRY();
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 }

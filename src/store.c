@@ -118,6 +118,34 @@ static SavedQuery scan_events_query = {
 	3, {TEXTOID, INT8OID, INT8OID}
 };
 
+/*
+ * The latest snapshot at or below a version of each of several actors,
+ * by their position in the arrays (ROWS FROM and qualified unnest, so that
+ * no search_path can change the function).
+ */
+static SavedQuery latest_snapshots_query = {
+	"SELECT w.pos, s.version, s.state "
+	"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) "
+	"     WITH ORDINALITY AS w (actor_id, upto, pos) "
+	"CROSS JOIN LATERAL (SELECT version, state FROM machine.snapshots s "
+	"    WHERE s.actor_id OPERATOR(pg_catalog.=) w.actor_id "
+	"    AND s.version OPERATOR(pg_catalog.<=) w.upto "
+	"    ORDER BY version DESC LIMIT 1) s",
+	2, {TEXTARRAYOID, INT8ARRAYOID}
+};
+
+/* The journal rows after..upto of several actors, by position then version */
+static SavedQuery scan_events_of_query = {
+	"SELECT w.pos, e.version, e.event, e.state_tag, e.recorded_at "
+	"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) "
+	"     WITH ORDINALITY AS w (actor_id, after, upto, pos) "
+	"JOIN machine.events e ON e.actor_id OPERATOR(pg_catalog.=) w.actor_id "
+	"    AND e.version OPERATOR(pg_catalog.>) w.after "
+	"    AND e.version OPERATOR(pg_catalog.<=) w.upto "
+	"ORDER BY w.pos, e.version",
+	3, {TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID}
+};
+
 static SavedQuery count_actors_query = {
 	"SELECT pg_catalog.count(*) FROM machine.instances "
 	"WHERE machine OPERATOR(pg_catalog.=) $1",
@@ -585,10 +613,88 @@ store_scan_events(const char *actor_id, int64 after, int64 upto,
 			bool		isnull;
 			JournalEntry entry;
 
+			entry.pos = 0;
 			entry.version = int8_column(i, 1);
 			entry.event = DatumGetJsonbP(column(i, 2, &isnull));
 			entry.state_tag = text_column(i, 3);
 			entry.recorded_at = column(i, 4, &isnull);
+			callback(&entry, arg);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+}
+
+static ArrayType *
+text_array(Datum *values, int n)
+{
+	return construct_array(values, n, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+static ArrayType *
+int8_array(Datum *values, int n)
+{
+	return construct_array(values, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+}
+
+/*
+ * The latest snapshot at or below uptos[i] of each actor ids[i]: its state
+ * into states[i] and its version into versions[i], which stay NULL and 0
+ * where there is none.
+ */
+void
+store_latest_snapshots(Datum *ids, Datum *uptos, int n, Jsonb **states,
+					   int64 *versions)
+{
+	Datum		values[2] = {
+		PointerGetDatum(text_array(ids, n)),
+		PointerGetDatum(int8_array(uptos, n)),
+	};
+
+	run(&latest_snapshots_query, values, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		int			pos = (int) int8_column(i, 1) - 1;
+
+		versions[pos] = int8_column(i, 2);
+		states[pos] = jsonb_column(i, 3);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Call back for each journal row of each actor ids[i] with afters[i] <
+ * version <= uptos[i], by position in the arrays (entry->pos, from 0), then
+ * version; fetched in batches, like store_scan_events().
+ */
+void
+store_scan_events_of(Datum *ids, Datum *afters, Datum *uptos, int n,
+					 EventCallback callback, void *arg)
+{
+	Datum		values[3] = {
+		PointerGetDatum(text_array(ids, n)),
+		PointerGetDatum(int8_array(afters, n)),
+		PointerGetDatum(int8_array(uptos, n)),
+	};
+	Portal		portal;
+
+	portal = SPI_cursor_open(NULL, prepared(&scan_events_of_query), values,
+							 NULL, false);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 1000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			JournalEntry entry;
+
+			entry.pos = (int) int8_column(i, 1) - 1;
+			entry.version = int8_column(i, 2);
+			entry.event = DatumGetJsonbP(column(i, 3, &isnull));
+			entry.state_tag = text_column(i, 4);
+			entry.recorded_at = column(i, 5, &isnull);
 			callback(&entry, arg);
 		}
 		SPI_freetuptable(SPI_tuptable);
