@@ -83,6 +83,16 @@ CREATE INDEX ON machine.timers (due_at);
 COMMENT ON TABLE machine.timers IS
 	'durable timers: each fires its event as a send expecting the version it was armed at';
 
+/* A timer fires as the role in armed_by: only superusers write another one */
+CREATE FUNCTION machine.timers_guard()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'machine_timers_guard'
+LANGUAGE C;
+COMMENT ON FUNCTION machine.timers_guard() IS
+	'trigger of machine.timers: a role other than a superuser arms timers only as itself, and only moves those of other roles';
+CREATE TRIGGER timers_guard BEFORE INSERT OR UPDATE ON machine.timers
+	FOR EACH ROW EXECUTE FUNCTION machine.timers_guard();
+
 SELECT pg_catalog.pg_extension_config_dump('machine.machines', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.timers', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.instances', '');

@@ -60,8 +60,8 @@ spawn_work(void *arg)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("actor \"%s\" already exists", a->actor_id),
-				 errhint("Choose another id, or erase the old actor with machine_delete('%s').",
-						 a->actor_id)));
+				 errhint("Choose another id, or erase the old actor with machine_delete(%s).",
+						 quote_literal_cstr(a->actor_id))));
 	timers_transition(a->actor_id, cm, -1, cm->def->initial, true, 0);
 	machine_run_effects(cm, initial->entry, initial->nentry, a->actor_id,
 						state, jsonb_from_cstring("{\"_tag\": \"$init\"}"));

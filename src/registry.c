@@ -323,6 +323,13 @@ machine_lookup(const char *name, bool missing_ok)
 	if (!OidIsValid(machines_relid))
 		machines_relid = lookup_machines_relid();
 
+	/*
+	 * A cached machine is shared by every role of this backend: check the
+	 * right to read machine.machines as its read would, cached or not.
+	 */
+	if (pg_class_aclcheck(machines_relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, "machines");
+
 	entry = hash_search(machine_cache, name, HASH_FIND, NULL);
 	if (entry != NULL)
 		return entry->cm;
@@ -584,8 +591,8 @@ machine_drop(PG_FUNCTION_ARGS)
 					 errdetail_plural("%lld actor uses it.",
 									  "%lld actors use it.",
 									  count, (long long) count),
-					 errhint("Use machine_drop('%s', cascade => true) to delete them too.",
-							 name)));
+					 errhint("Use machine_drop(%s, cascade => true) to delete them too.",
+							 quote_literal_cstr(name))));
 	}
 	else
 		store_delete_actors_of(name);

@@ -292,8 +292,8 @@ machine_restore(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("actor \"%s\" is not stopped", actor_id),
-					 errhint("Only a stopped actor can be restored; stop it first with machine_stop('%s').",
-							 actor_id)));
+					 errhint("Only a stopped actor can be restored; stop it first with machine_stop(%s).",
+							 quote_literal_cstr(actor_id))));
 		case RESTORED:
 		case FAILED:
 			break;
@@ -697,8 +697,8 @@ rewind_work(void *arg)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("actor \"%s\" is stopped", a->actor_id),
-				 errhint("Restore it with machine_restore('%s') first.",
-						 a->actor_id)));
+				 errhint("Restore it with machine_restore(%s) first.",
+						 quote_literal_cstr(a->actor_id))));
 	check_version_argument(a->actor_id, a->version, &row);
 	cm = machine_lookup(row.machine, false);
 	machine_check_execute(cm);

@@ -141,7 +141,8 @@ check_sendable(const char *actor_id, ActorRow *row)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("actor \"%s\" is stopped", actor_id),
-				 errhint("Restore it with machine_restore('%s').", actor_id)));
+				 errhint("Restore it with machine_restore(%s).",
+						 quote_literal_cstr(actor_id))));
 	if (row->status == ACTOR_DONE)
 		ereport(ERROR,
 				(errcode(ERRCODE_MACHINE_ACTOR_DONE),

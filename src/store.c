@@ -232,10 +232,17 @@ static SavedQuery move_timers_query = {
 	2, {TEXTOID, INT8OID}
 };
 
-/* Due timers, soonest first, skipping rows another pass holds */
+/*
+ * Due timers, soonest first, skipping rows another pass holds.  Only those
+ * armed by a role whose privileges the caller has: a timer runs code as the
+ * role that armed it, in the caller's session (its search_path, its
+ * temporary objects), so a pass must never run code as a role the caller
+ * could not act as anyway.  Superusers (and the worker) take every timer.
+ */
 static SavedQuery due_timers_query = {
 	"SELECT timer_id FROM machine.timers "
 	"WHERE due_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() "
+	"AND pg_catalog.pg_has_role(armed_by::pg_catalog.oid, 'USAGE') "
 	"ORDER BY due_at, timer_id LIMIT $1 FOR UPDATE SKIP LOCKED",
 	1, {INT4OID}
 };

@@ -205,9 +205,10 @@ store_direct_permits(DirectTableId table, AclMode mode)
 {
 	if (direct_status == DIRECT_UNKNOWN)
 		direct_status = check_tables() ? DIRECT_USABLE : DIRECT_UNUSABLE;
+	/* every privilege of mode: pg_class_aclcheck() is content with any */
 	return direct_status == DIRECT_USABLE &&
 		pg_namespace_aclcheck(machine_namespace, GetUserId(), ACL_USAGE) == ACLCHECK_OK &&
-		pg_class_aclcheck(tables[table].relid, GetUserId(), mode) == ACLCHECK_OK;
+		pg_class_aclmask(tables[table].relid, GetUserId(), mode, ACLMASK_ALL) == mode;
 }
 
 /* Relcache invalidation: check the tables again before the next send */

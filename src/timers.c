@@ -19,6 +19,12 @@
  * Each timer fires in a subtransaction of its own, as the role that armed
  * it: one failing handler is logged with its actor and skipped, and a
  * superuser running the pass never runs user code with its own rights.
+ * The code runs as a security-restricted operation (no temporary objects,
+ * no LISTEN, no SET ROLE) and every setting it changes is undone after it,
+ * as PostgreSQL does for index expressions run by VACUUM: the timer's
+ * role can leave nothing behind in the session of the role that fired it.
+ * Because armed_by decides who the code runs as, the trigger
+ * machine.timers_guard() lets only superusers write another role there.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,11 +32,14 @@
 
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/elog.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
@@ -111,9 +120,14 @@ fire_timer(int64 timer_id)
 	MemoryContextSwitchTo(context);
 	PG_TRY();
 	{
+		int			save_nestlevel;
+
 		SetUserIdAndSecContext(timer->role,
-							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		save_nestlevel = NewGUCNestLevel();
 		(void) actor_send(timer->actor_id, timer->event, timer->armed_version);
+		AtEOXact_GUC(false, save_nestlevel);
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(context);
@@ -217,4 +231,96 @@ machine_run_maintenance(PG_FUNCTION_ARGS)
 	values[2] = Int32GetDatum(counts.failed);
 	values[3] = Int32GetDatum(counts.snapshots);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+static const char *
+role_name(Oid role)
+{
+	char	   *name = GetUserNameFromId(role, true);
+
+	return name ? name : psprintf("%u", role);
+}
+
+/*
+ * machine.timers_guard() RETURNS trigger
+ *
+ * BEFORE INSERT OR UPDATE ON machine.timers, FOR EACH ROW.  A timer fires
+ * as the role in its armed_by column, so that column is an identity, not
+ * data: a role that is not a superuser may arm timers only as itself, and
+ * of a timer another role armed it may change only armed_version (a send
+ * that keeps the state moves the state's timers along).
+ */
+PG_FUNCTION_INFO_V1(machine_timers_guard);
+Datum
+machine_timers_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	tupdesc;
+	HeapTuple	newtuple;
+	int			armed_by_att;
+	int			armed_version_att;
+	Oid			me = GetUserId();
+	Oid			armed_by;
+	bool		isnull;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		  TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
+		elog(ERROR, "machine.timers_guard() must be a BEFORE INSERT OR UPDATE row trigger");
+
+	tupdesc = trigdata->tg_relation->rd_att;
+	newtuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+		trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	if (superuser())
+		return PointerGetDatum(newtuple);
+
+	armed_by_att = SPI_fnumber(tupdesc, "armed_by");
+	armed_version_att = SPI_fnumber(tupdesc, "armed_version");
+	if (armed_by_att <= 0 || armed_version_att <= 0)
+		elog(ERROR, "machine.timers lacks column armed_by or armed_version");
+
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		HeapTuple	oldtuple = trigdata->tg_trigtuple;
+		Oid			old_by = DatumGetObjectId(heap_getattr(oldtuple, armed_by_att,
+														   tupdesc, &isnull));
+
+		if (old_by != me)
+		{
+			for (int i = 1; i <= tupdesc->natts; i++)
+			{
+				Form_pg_attribute att = TupleDescAttr(tupdesc, i - 1);
+				bool		old_null;
+				bool		new_null;
+				Datum		old_value;
+				Datum		new_value;
+
+				if (att->attisdropped || i == armed_version_att)
+					continue;
+				old_value = heap_getattr(oldtuple, i, tupdesc, &old_null);
+				new_value = heap_getattr(newtuple, i, tupdesc, &new_null);
+				if (old_null != new_null ||
+					(!old_null && !datum_image_eq(old_value, new_value,
+												  att->attbyval, att->attlen)))
+					ereport(ERROR,
+							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+							 errmsg("permission denied to change column \"%s\" of a timer armed by role \"%s\"",
+									NameStr(att->attname), role_name(old_by)),
+							 errdetail("A timer fires as the role that armed it; another role may only move it to a new armed_version.")));
+			}
+			return PointerGetDatum(newtuple);
+		}
+	}
+
+	armed_by = DatumGetObjectId(heap_getattr(newtuple, armed_by_att, tupdesc,
+											 &isnull));
+	if (!isnull && armed_by != me)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to arm a timer as role \"%s\"",
+						role_name(armed_by)),
+				 errdetail("A timer fires as the role that armed it; only a superuser may arm one for another role.")));
+	return PointerGetDatum(newtuple);
 }
