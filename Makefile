@@ -17,6 +17,7 @@ OBJS = \
 	src/actors.o \
 	src/restore.o \
 	src/simulate.o \
+	src/subtransaction.o \
 	src/timers.o \
 	src/worker.o
 

@@ -20,6 +20,7 @@
  *	 restore.c		restore, replay, rewind, history (folds of the journal)
  *	 simulate.c		the in-memory testing helpers
  *	 timers.c		durable timers and the maintenance pass
+ *	 subtransaction.c	one item of a batch in a subtransaction of its own
  *	 worker.c		the launcher and the per-database workers
  *
  *-------------------------------------------------------------------------
@@ -253,6 +254,10 @@ extern void actor_record(const Transition *t);
 extern Jsonb *actor_send(const char *actor_id, Jsonb *event, int64 expected);
 extern void version_conflict(const char *actor_id, int64 expected,
 							 int64 actual) pg_attribute_noreturn();
+
+/* subtransaction.c */
+extern ErrorData *in_subtransaction(void (*fn) (void *), void *arg);
+extern char *error_text(ErrorData *error);
 
 /* timers.c */
 typedef struct MaintenanceCounts

@@ -310,44 +310,6 @@ typedef struct RestoreItem
 	char	   *error;			/* when failed */
 } RestoreItem;
 
-/* Run fn(arg) in a subtransaction; on error, the message (with detail) */
-static bool
-in_subtransaction(void (*fn) (void *), void *arg, char **error)
-{
-	MemoryContext context = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool ok = true;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(context);
-	PG_TRY();
-	{
-		fn(arg);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(context);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(context);
-		CurrentResourceOwner = owner;
-		if (error)
-			*error = edata->detail ?
-				psprintf("%s: %s", edata->message, edata->detail) :
-				pstrdup(edata->message);
-		FreeErrorData(edata);
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
-}
-
 static void
 restore_item(void *arg)
 {
@@ -516,16 +478,21 @@ restore_each(FunctionCallInfo fcinfo, List *actor_ids)
 		RestoreChunk chunk = {items + start, Min(RESTORE_CHUNK_SIZE, n - start)};
 
 		CHECK_FOR_INTERRUPTS();
-		if (in_subtransaction(restore_chunk, &chunk, NULL))
+		if (in_subtransaction(restore_chunk, &chunk) == NULL)
 			continue;
 		for (int i = 0; i < chunk.n; i++)
 		{
 			RestoreItem *item = &chunk.items[i];
+			ErrorData  *error;
 
 			CHECK_FOR_INTERRUPTS();
 			item->state = NULL;
-			if (!in_subtransaction(restore_item, item, &item->error))
+			if ((error = in_subtransaction(restore_item, item)) != NULL)
+			{
 				item->outcome = FAILED;
+				item->error = error_text(error);
+				FreeErrorData(error);
+			}
 		}
 	}
 

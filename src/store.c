@@ -594,22 +594,16 @@ store_latest_snapshot(const char *actor_id, int64 upto, int64 *version)
 }
 
 /*
- * Call back for each journal row with after < version <= upto, in version
- * order.  Rows are fetched through a cursor in batches, so a long journal
- * never sits in memory whole; each batch's memory is freed after it.
+ * Call back for each journal row a cursor returns: (version, event,
+ * state_tag, recorded_at), preceded by the actor's position when
+ * with_pos.  Rows are fetched in batches, so a long journal never sits in
+ * memory whole; each batch's memory is freed after it.
  */
-void
-store_scan_events(const char *actor_id, int64 after, int64 upto,
-				  EventCallback callback, void *arg)
+static void
+fetch_journal(Portal portal, bool with_pos, EventCallback callback, void *arg)
 {
-	Datum		values[3] = {
-		CStringGetTextDatum(actor_id),
-		Int64GetDatum(after),
-		Int64GetDatum(upto),
-	};
-	Portal		portal;
+	int			first = with_pos ? 2 : 1;
 
-	portal = SPI_cursor_open(NULL, prepared(&scan_events_query), values, NULL, false);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 1000);
@@ -620,16 +614,32 @@ store_scan_events(const char *actor_id, int64 after, int64 upto,
 			bool		isnull;
 			JournalEntry entry;
 
-			entry.pos = 0;
-			entry.version = int8_column(i, 1);
-			entry.event = DatumGetJsonbP(column(i, 2, &isnull));
-			entry.state_tag = text_column(i, 3);
-			entry.recorded_at = column(i, 4, &isnull);
+			entry.pos = with_pos ? (int) int8_column(i, 1) - 1 : 0;
+			entry.version = int8_column(i, first);
+			entry.event = DatumGetJsonbP(column(i, first + 1, &isnull));
+			entry.state_tag = text_column(i, first + 2);
+			entry.recorded_at = column(i, first + 3, &isnull);
 			callback(&entry, arg);
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
+}
+
+/* Call back for each journal row with after < version <= upto, in order */
+void
+store_scan_events(const char *actor_id, int64 after, int64 upto,
+				  EventCallback callback, void *arg)
+{
+	Datum		values[3] = {
+		CStringGetTextDatum(actor_id),
+		Int64GetDatum(after),
+		Int64GetDatum(upto),
+	};
+
+	fetch_journal(SPI_cursor_open(NULL, prepared(&scan_events_query), values,
+								  NULL, false),
+				  false, callback, arg);
 }
 
 static ArrayType *
@@ -672,7 +682,7 @@ store_latest_snapshots(Datum *ids, Datum *uptos, int n, Jsonb **states,
 /*
  * Call back for each journal row of each actor ids[i] with afters[i] <
  * version <= uptos[i], by position in the arrays (entry->pos, from 0), then
- * version; fetched in batches, like store_scan_events().
+ * version.
  */
 void
 store_scan_events_of(Datum *ids, Datum *afters, Datum *uptos, int n,
@@ -683,30 +693,10 @@ store_scan_events_of(Datum *ids, Datum *afters, Datum *uptos, int n,
 		PointerGetDatum(int8_array(afters, n)),
 		PointerGetDatum(int8_array(uptos, n)),
 	};
-	Portal		portal;
 
-	portal = SPI_cursor_open(NULL, prepared(&scan_events_of_query), values,
-							 NULL, false);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, 1000);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-			JournalEntry entry;
-
-			entry.pos = (int) int8_column(i, 1) - 1;
-			entry.version = int8_column(i, 2);
-			entry.event = DatumGetJsonbP(column(i, 3, &isnull));
-			entry.state_tag = text_column(i, 4);
-			entry.recorded_at = column(i, 5, &isnull);
-			callback(&entry, arg);
-		}
-		SPI_freetuptable(SPI_tuptable);
-	}
-	SPI_cursor_close(portal);
+	fetch_journal(SPI_cursor_open(NULL, prepared(&scan_events_of_query), values,
+								  NULL, false),
+				  true, callback, arg);
 }
 
 int64

@@ -93,72 +93,62 @@ stale_timer_error(int sqlerrcode)
 		sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
 }
 
-/* Fire one claimed timer in a subtransaction, as the role that armed it */
+/*
+ * Send a timer's event as the role that armed it, as a security-restricted
+ * operation whose setting changes are undone after it (as VACUUM runs index
+ * expressions): the timer's code leaves nothing behind in this session.
+ */
+static void
+send_as_armer(void *arg)
+{
+	DueTimer   *timer = arg;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(timer->role,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
+	(void) actor_send(timer->actor_id, timer->event, timer->armed_version);
+	AtEOXact_GUC(false, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
+/* Fire one claimed timer, in a subtransaction of its own */
 static TimerOutcome
 fire_timer(int64 timer_id)
 {
-	DueTimer	timer_data;
-	DueTimer   *timer = &timer_data;
-	MemoryContext context = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	Oid			save_userid;
-	int			save_sec_context;
-	volatile TimerOutcome outcome = TIMER_FIRED;
+	DueTimer	timer;
+	ErrorData  *error;
+	TimerOutcome outcome = TIMER_FIRED;
 
-	if (!store_take_timer(timer_id, timer))
+	if (!store_take_timer(timer_id, &timer))
 		return TIMER_DROPPED;
-	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(timer->role)))
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(timer.role)))
 	{
 		ereport(WARNING,
 				(errmsg("timer of actor \"%s\" dropped: the role that armed it no longer exists",
-						timer->actor_id)));
+						timer.actor_id)));
 		return TIMER_FAILED;
 	}
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(context);
-	PG_TRY();
+	error = in_subtransaction(send_as_armer, &timer);
+	if (error == NULL)
+		return TIMER_FIRED;
+	if (stale_timer_error(error->sqlerrcode))
+		outcome = TIMER_DROPPED;
+	else
 	{
-		int			save_nestlevel;
-
-		SetUserIdAndSecContext(timer->role,
-							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION);
-		save_nestlevel = NewGUCNestLevel();
-		(void) actor_send(timer->actor_id, timer->event, timer->armed_version);
-		AtEOXact_GUC(false, save_nestlevel);
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(context);
-		CurrentResourceOwner = owner;
+		ereport(WARNING,
+				(errmsg("timer of actor \"%s\" failed: %s",
+						timer.actor_id, error->message),
+				 error->detail ? errdetail_internal("%s", error->detail) : 0,
+				 errhint("The timer was dropped.")));
+		outcome = TIMER_FAILED;
 	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(context);
-		CurrentResourceOwner = owner;
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-
-		if (stale_timer_error(edata->sqlerrcode))
-			outcome = TIMER_DROPPED;
-		else
-		{
-			ereport(WARNING,
-					(errmsg("timer of actor \"%s\" failed: %s",
-							timer->actor_id, edata->message),
-					 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
-					 errhint("The timer was dropped.")));
-			outcome = TIMER_FAILED;
-		}
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
+	FreeErrorData(error);
 	return outcome;
 }
 
