@@ -64,7 +64,7 @@ spawn_work(void *arg)
 						 quote_literal_cstr(a->actor_id))));
 	timers_transition(a->actor_id, cm, -1, cm->def->initial, true, 0);
 	machine_run_effects(cm, initial->entry, initial->nentry, a->actor_id,
-						state, jsonb_from_cstring("{\"_tag\": \"$init\"}"));
+						state, lifecycle_event("$init"));
 	return state;
 }
 

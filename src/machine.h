@@ -79,6 +79,7 @@ extern JsonbValue *jsonb_field(Jsonb *object, const char *key);
 extern void check_event_payload(const MachineDef *def, Jsonb *event,
 								const char *tag);
 extern Jsonb *jsonb_from_cstring(const char *json);
+extern Jsonb *lifecycle_event(const char *tag);
 
 /* transition.c */
 typedef struct Step

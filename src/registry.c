@@ -38,6 +38,7 @@
 #include "miscadmin.h"
 #include "parser/parse_func.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -62,6 +63,10 @@ typedef struct CacheEntry
 static HTAB *machine_cache = NULL;
 static List *retired = NIL;		/* in TopMemoryContext */
 static Oid	machines_relid = InvalidOid;
+
+/* The role that may read machine.machines, checked in this transaction */
+static Oid	reader_role = InvalidOid;
+static LocalTransactionId reader_lxid = InvalidLocalTransactionId;
 
 static const char *const function_kind_names[] = {
 	[MD_FN_GUARD] = "guard",
@@ -111,6 +116,7 @@ relcache_callback(Datum arg, Oid relid)
 	{
 		retire_all();
 		machines_relid = InvalidOid;
+		reader_role = InvalidOid;
 	}
 }
 
@@ -325,10 +331,16 @@ machine_lookup(const char *name, bool missing_ok)
 
 	/*
 	 * A cached machine is shared by every role of this backend: check the
-	 * right to read machine.machines as its read would, cached or not.
+	 * right to read machine.machines as its read would, cached or not (once
+	 * per role and transaction).
 	 */
-	if (pg_class_aclcheck(machines_relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, "machines");
+	if (reader_role != GetUserId() || reader_lxid != MyProc->lxid)
+	{
+		if (pg_class_aclcheck(machines_relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, "machines");
+		reader_role = GetUserId();
+		reader_lxid = MyProc->lxid;
+	}
 
 	entry = hash_search(machine_cache, name, HASH_FIND, NULL);
 	if (entry != NULL)

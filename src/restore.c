@@ -234,7 +234,7 @@ restore_work(void *arg)
 	timers_transition(a->actor_id, cm, -1, index, true, a->row->version);
 	machine_run_effects(cm, cm->def->states[index].entry,
 						cm->def->states[index].nentry, a->actor_id, state,
-						jsonb_from_cstring("{\"_tag\": \"$restore\"}"));
+						lifecycle_event("$restore"));
 	return state;
 }
 

@@ -42,6 +42,7 @@
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -101,6 +102,19 @@ static enum
 	DIRECT_USABLE,
 	DIRECT_UNUSABLE
 }			direct_status = DIRECT_UNKNOWN;
+
+/*
+ * Privileges found held, for one role in one transaction: a send checks
+ * them once per transaction, not on every call.  Any invalidation of the
+ * tables forgets them too.
+ */
+static struct
+{
+	Oid			role;
+	LocalTransactionId lxid;
+	bool		usage;			/* of schema machine */
+	AclMode		held[NTABLES];
+}			granted;
 
 /* An open table with its indexes, for writing */
 typedef struct OpenTable
@@ -203,18 +217,39 @@ check_tables(void)
 bool
 store_direct_permits(DirectTableId table, AclMode mode)
 {
+	Oid			role = GetUserId();
+
 	if (direct_status == DIRECT_UNKNOWN)
 		direct_status = check_tables() ? DIRECT_USABLE : DIRECT_UNUSABLE;
+	if (direct_status != DIRECT_USABLE)
+		return false;
+
+	if (granted.role != role || granted.lxid != MyProc->lxid)
+	{
+		memset(&granted, 0, sizeof(granted));
+		granted.role = role;
+		granted.lxid = MyProc->lxid;
+	}
+	if ((granted.held[table] & mode) == mode)
+		return true;
+	if (!granted.usage)
+	{
+		if (pg_namespace_aclcheck(machine_namespace, role, ACL_USAGE) != ACLCHECK_OK)
+			return false;
+		granted.usage = true;
+	}
 	/* every privilege of mode: pg_class_aclcheck() is content with any */
-	return direct_status == DIRECT_USABLE &&
-		pg_namespace_aclcheck(machine_namespace, GetUserId(), ACL_USAGE) == ACLCHECK_OK &&
-		pg_class_aclmask(tables[table].relid, GetUserId(), mode, ACLMASK_ALL) == mode;
+	if (pg_class_aclmask(tables[table].relid, role, mode, ACLMASK_ALL) != mode)
+		return false;
+	granted.held[table] |= mode;
+	return true;
 }
 
 /* Relcache invalidation: check the tables again before the next send */
 void
 store_direct_forget(Oid relid)
 {
+	memset(&granted, 0, sizeof(granted));
 	if (relid == InvalidOid)
 		direct_status = DIRECT_UNKNOWN;
 	for (int i = 0; i < NTABLES; i++)

@@ -13,6 +13,7 @@
 #include "postgres.h"
 
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/fmgrprotos.h"
 
 #include "machine.h"
@@ -184,6 +185,27 @@ Jsonb *
 jsonb_from_cstring(const char *json)
 {
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+}
+
+/*
+ * The event entry effects receive on spawn ("$init") and on restore
+ * ("$restore"), built once per backend.
+ */
+Jsonb *
+lifecycle_event(const char *tag)
+{
+	static Jsonb *init = NULL;
+	static Jsonb *restore = NULL;
+	Jsonb	  **event = strcmp(tag, "$init") == 0 ? &init : &restore;
+
+	if (*event == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		*event = jsonb_with_tag(jsonb_from_cstring("{}"), NULL, tag);
+		MemoryContextSwitchTo(old);
+	}
+	return *event;
 }
 
 static const char *const field_type_names[] = {
