@@ -201,3 +201,15 @@ SET machine.max_send_depth = 2;
 SELECT machine_send('r-1', '{"_tag": "Ping"}');
 RESET machine.max_send_depth;
 SELECT actor_id, version FROM machine.instances WHERE machine = 'relay' ORDER BY 1;
+
+-- a handler that changes its own actor behind the transition's back
+CREATE FUNCTION shop.stop_myself(state jsonb, event jsonb) RETURNS jsonb
+LANGUAGE sql AS $$ SELECT machine_stop(state->>'id'); SELECT state $$;
+SELECT machine_define('fickle', '{
+  "initial": "On",
+  "states": {"On": {"on": {"Quit": {"target": "On", "handler": "shop.stop_myself"}}}},
+  "persistence": {}
+}');
+SELECT machine_spawn('fickle-1', 'fickle', '{"id": "fickle-1"}');
+SELECT machine_send('fickle-1', '{"_tag": "Quit"}');
+SELECT status, version FROM machine.instances WHERE actor_id = 'fickle-1';

@@ -443,6 +443,7 @@ store_direct_update_actor(const char *actor_id, ActorRow *row,
 	OpenTable	ot;
 	TupleTableSlot *slot;
 	bool		update_indexes;
+	TupleTableSlot *current;
 	Datum	   *values;
 	bool	   *nulls;
 
@@ -464,6 +465,20 @@ store_direct_update_actor(const char *actor_id, ActorRow *row,
 	values[Anum_instances_last_activity_at - 1] =
 		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	ExecStoreVirtualTuple(slot);
+
+	/*
+	 * Only code running inside this transition (a guard or handler) can have
+	 * replaced the row locked for it; heap_update() would fail on that with
+	 * an internal error, so look first.
+	 */
+	current = table_slot_create(ot.rel, NULL);
+	if (!table_tuple_fetch_row_version(ot.rel, &row->tid, SnapshotSelf, current))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("actor \"%s\" was changed during its own transition", actor_id),
+				 errdetail("A guard or handler of the transition stopped, deleted or otherwise changed the actor."),
+				 errhint("Send the actor an event instead: a send to an actor whose transition is under way is queued.")));
+	ExecDropSingleTupleTableSlot(current);
 
 	simple_table_tuple_update(ot.rel, &row->tid, slot, GetActiveSnapshot(),
 							  &update_indexes);
