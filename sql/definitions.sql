@@ -76,6 +76,9 @@ SELECT machine_define('bad', '{"initial": "A", "states": {"A": {"after": [{"dela
 SELECT machine_define('bad', '{"initial": "A", "states": {"A": {"after": [{"delay": "1 month", "event": {"_tag": "Go"}}], "on": {"Go": "A"}}}}');
 SELECT machine_define('bad', '{"initial": "A", "states": {"A": {"after": [{"delay": "1 hour", "event": {"_tag": "Go"}}]}}}');
 SELECT machine_define('bad', '{"initial": "A", "states": {"A": {}}, "events": {"Go": {"n": "int"}}}');
+-- a timer's event must fit its payload schema, as a send's must
+SELECT machine_define('bad', '{"initial": "A", "states": {"A": {"on": {"Go": "A"}, "after": [{"delay": "1 hour", "event": {"_tag": "Go", "n": "x"}}]}}, "events": {"Go": {"n": "number"}}}');
+SELECT machine_define('timed', '{"initial": "A", "states": {"A": {"on": {"Go": "A"}, "after": [{"delay": "1 hour", "event": {"_tag": "Go", "n": 1}}]}}, "events": {"Go": {"n": "number", "note": "string?"}}}');
 SELECT machine_define('bad', '{"initial": "A", "states": {"A": {}}, "unhandled": "warn"}');
 SELECT machine_define('bad', '{"initial": "A", "states": {"A": {}}, "persistence": {"snapshotSchedule": "weekly"}}');
 SELECT machine_define('bad', '{"initial": "A", "states": {"A": {}}, "persistence": {"snapshotSchedule": "every 0"}}');

@@ -609,6 +609,7 @@ md_compile_timer(MdCompiler *c, const MdPath *at, json_object *obj,
 	check = &c->checks[c->nchecks];
 	check->state = state;
 	check->event_tag = timer->event_tag;
+	check->event = timer->event;
 	check->path = md_path_string(c, c->scratch,
 								 md_key(&frame, at, "event"));
 	if (check->path == NULL)
@@ -1045,6 +1046,96 @@ md_sort_rules(MdCompiler *c, const MdPath *at, MdRule *rules, int nrules)
 	return true;
 }
 
+
+static bool
+md_field_fits(json_object *value, MdFieldType type)
+{
+	switch (type)
+	{
+		case MD_FIELD_STRING:
+			return json_object_is_type(value, json_type_string);
+		case MD_FIELD_NUMBER:
+			return json_object_is_type(value, json_type_int) ||
+				json_object_is_type(value, json_type_double);
+		case MD_FIELD_BOOLEAN:
+			return json_object_is_type(value, json_type_boolean);
+		case MD_FIELD_OBJECT:
+			return json_object_is_type(value, json_type_object);
+		case MD_FIELD_ARRAY:
+			return json_object_is_type(value, json_type_array);
+		case MD_FIELD_ANY:
+			return true;
+	}
+	return false;
+}
+
+static const char *const md_field_type_names[] = {
+	[MD_FIELD_STRING] = "a string",
+	[MD_FIELD_NUMBER] = "a number",
+	[MD_FIELD_BOOLEAN] = "a boolean",
+	[MD_FIELD_OBJECT] = "an object",
+	[MD_FIELD_ARRAY] = "an array",
+	[MD_FIELD_ANY] = "anything",
+};
+
+/*
+ * A timer's event must fit its payload schema, as a send's would: every
+ * required field present (null counts as absent) and of its type, and no
+ * field the schema does not declare.
+ */
+static bool
+md_check_timer_payload(MdCompiler *c, const MdTimerCheck *check)
+{
+	const MdEventSchema *schema = md_find_event_schema(c->def, check->event_tag);
+	json_object *event;
+	bool		ok = true;
+
+	if (schema == NULL)
+		return true;
+	event = json_tokener_parse(check->event);
+	if (event == NULL)
+		return md_fail_text(c, check->path, "is not valid JSON");
+	for (int i = 0; ok && i < schema->nfields; i++)
+	{
+		const MdField *field = &schema->fields[i];
+		json_object *value = NULL;
+
+		if (!json_object_object_get_ex(event, field->name, &value) ||
+			value == NULL)
+		{
+			if (!field->optional)
+				ok = md_fail_text(c, check->path,
+								  "event \"%s\" has no field \"%s\"",
+								  check->event_tag, field->name);
+		}
+		else if (!md_field_fits(value, field->type))
+			ok = md_fail_text(c, check->path,
+							  "field \"%s\" of event \"%s\" must be %s",
+							  field->name, check->event_tag,
+							  md_field_type_names[field->type]);
+	}
+	if (ok)
+	{
+		json_object_object_foreach(event, key, value)
+		{
+			bool		declared = strcmp(key, "_tag") == 0;
+
+			(void) value;
+			for (int i = 0; !declared && i < schema->nfields; i++)
+				declared = strcmp(schema->fields[i].name, key) == 0;
+			if (!declared)
+			{
+				ok = md_fail_text(c, check->path,
+								  "event \"%s\" has an undeclared field \"%s\"",
+								  check->event_tag, key);
+				break;
+			}
+		}
+	}
+	json_object_put(event);
+	return ok;
+}
+
 static bool
 md_finish(MdCompiler *c)
 {
@@ -1098,6 +1189,8 @@ md_finish(MdCompiler *c)
 								"state \"%s\" does not accept event \"%s\"",
 								def->states[check->state].name,
 								check->event_tag);
+		if (!md_check_timer_payload(c, check))
+			return false;
 	}
 
 	def->functions = md_alloc(c, (size_t) c->nfunctions, sizeof(MdFunction));

@@ -97,6 +97,7 @@ typedef struct MdTimerCheck
 {
 	int			state;
 	const char *event_tag;
+	const char *event;			/* compact JSON text */
 	const char *path;
 } MdTimerCheck;
 

@@ -1300,6 +1300,21 @@ static const ErrorCase error_cases[] = {
 		"{'initial': 'Pending', 'states': {'Pending': {'on': {'Pay': 'Paid'},"
 		" 'after': [{'delay': '30 minutes', 'event': {'_tag': 'Expire'}}]}, 'Paid': {}}}",
 	"states.Pending.after[0].event: state \"Pending\" does not accept event \"Expire\""},
+	{"a timer's event must have its schema's required fields",
+		"{'initial': 'A', 'states': {'A': {'on': {'Go': 'A'},"
+		" 'after': [{'delay': '1s', 'event': {'_tag': 'Go'}}]}},"
+		" 'events': {'Go': {'n': 'number', 'note': 'string?'}}}",
+	"states.A.after[0].event: event \"Go\" has no field \"n\""},
+	{"a timer's event fields must have their schema's types",
+		"{'initial': 'A', 'states': {'A': {'on': {'Go': 'A'},"
+		" 'after': [{'delay': '1s', 'event': {'_tag': 'Go', 'n': 'one'}}]}},"
+		" 'events': {'Go': {'n': 'number'}}}",
+	"states.A.after[0].event: field \"n\" of event \"Go\" must be a number"},
+	{"a timer's event must not have fields its schema lacks",
+		"{'initial': 'A', 'states': {'A': {'on': {'Go': 'A'},"
+		" 'after': [{'delay': '1s', 'event': {'_tag': 'Go', 'n': 1, 'extra': true}}]}},"
+		" 'events': {'Go': {'n': 'number'}}}",
+	"states.A.after[0].event: event \"Go\" has an undeclared field \"extra\""},
 	{"each timer is checked",
 		"{'initial': 'A', 'states': {'A': {'on': {'Go': 'A'}, 'after': ["
 		"{'delay': '1s', 'event': {'_tag': 'Go'}}, {'delay': '1s', 'event': {'_tag': 'Gone'}}]}},"
