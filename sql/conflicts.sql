@@ -53,3 +53,11 @@ SELECT error_of($$INSERT INTO machine.events (actor_id, version, event, state_ta
                  VALUES ('acc-1', 1, '{"_tag": "X"}', 'Open')$$);
 SELECT error_of($$INSERT INTO machine.snapshots (actor_id, version, state, state_tag)
                  VALUES ('acc-1', 2, '{"_tag": "Open"}', 'Open')$$);
+
+-- a CHECK constraint added to the tables is enforced on every send
+ALTER TABLE machine.events ADD CONSTRAINT no_big_deposits
+	CHECK ((event->>'amount')::numeric IS NULL OR (event->>'amount')::numeric < 100);
+SELECT split_part(error_of($$SELECT machine_send('acc-1', '{"_tag": "Deposit", "amount": 500}')$$), ' / ', 1);
+SELECT machine_send('acc-1', '{"_tag": "Deposit", "amount": 50}');
+ALTER TABLE machine.events DROP CONSTRAINT no_big_deposits;
+SELECT machine_send('acc-1', '{"_tag": "Deposit", "amount": 500}');

@@ -61,6 +61,7 @@ typedef struct DirectTable
 	const char *const *columns;
 	const Oid  *types;
 	int			nkeys;			/* columns of the primary key, leading */
+	int			nchecks;		/* CHECK constraints the script creates */
 	Oid			relid;
 	Oid			pkey;
 } DirectTable;
@@ -89,9 +90,9 @@ static const Oid journal_types[Natts_events] = {
 #define NTABLES 3
 
 static DirectTable tables[NTABLES] = {
-	[INSTANCES] = {"instances", Natts_instances, instances_columns, instances_types, 1},
-	[EVENTS] = {"events", Natts_events, events_columns, journal_types, 2},
-	[SNAPSHOTS] = {"snapshots", Natts_snapshots, snapshots_columns, journal_types, 2},
+	[INSTANCES] = {"instances", Natts_instances, instances_columns, instances_types, 1, 2},
+	[EVENTS] = {"events", Natts_events, events_columns, journal_types, 2, 1},
+	[SNAPSHOTS] = {"snapshots", Natts_snapshots, snapshots_columns, journal_types, 2, 1},
 };
 
 static Oid	machine_namespace = InvalidOid;
@@ -144,6 +145,20 @@ table_is_plain(Relation rel, DirectTable *t)
 		if (attr->attisdropped || attr->attgenerated ||
 			attr->atttypid != t->types[i] ||
 			strcmp(NameStr(attr->attname), t->columns[i]) != 0)
+			return false;
+	}
+	/* the direct path writes only values that pass the script's own CHECKs */
+	if ((desc->constr ? desc->constr->num_check : 0) != t->nchecks)
+		return false;
+	for (int i = 0; i < t->nchecks; i++)
+	{
+		char	   *expected = psprintf("%s_%s_check", t->name,
+										t == &tables[INSTANCES] && i == 0 ? "status" : "version");
+		bool		found = false;
+
+		for (int j = 0; j < desc->constr->num_check; j++)
+			found |= strcmp(desc->constr->check[j].ccname, expected) == 0;
+		if (!found)
 			return false;
 	}
 	if (rel->trigdesc != NULL)
