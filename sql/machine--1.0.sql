@@ -19,7 +19,10 @@ CREATE TABLE machine.machines (
 	functions text[] NOT NULL,
 	machine_type text NOT NULL,
 	snapshot_spacing interval,
-	defined_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+	defined_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	owner regrole NOT NULL,
+	defined_by regrole NOT NULL,
+	acl pg_catalog.aclitem[]
 );
 COMMENT ON TABLE machine.machines IS
 	'machine definitions, one row per machine, at its latest revision';
@@ -27,6 +30,12 @@ COMMENT ON COLUMN machine.machines.functions IS
 	'qualified names of the guard, handler and effect functions, resolved when the machine was defined';
 COMMENT ON COLUMN machine.machines.snapshot_spacing IS
 	'for a "spaced" snapshot schedule: how old the latest snapshot may grow';
+COMMENT ON COLUMN machine.machines.owner IS
+	'the role that created the machine: it may redefine, drop and grant it';
+COMMENT ON COLUMN machine.machines.defined_by IS
+	'the role that defined the latest revision: timers run its choice of code';
+COMMENT ON COLUMN machine.machines.acl IS
+	'privileges granted with machine_grant(): r read, w send, d delete, C define; NULL: none';
 
 CREATE TABLE machine.instances (
 	actor_id text PRIMARY KEY,
@@ -68,8 +77,11 @@ CREATE TABLE machine.snapshots (
 COMMENT ON TABLE machine.snapshots IS
 	'state snapshots of persistent actors; every one is kept';
 
+CREATE SEQUENCE machine.timers_timer_id_seq;
+
 CREATE TABLE machine.timers (
-	timer_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	timer_id bigint PRIMARY KEY
+		DEFAULT pg_catalog.nextval('machine.timers_timer_id_seq'::pg_catalog.regclass),
 	actor_id text NOT NULL,
 	armed_version bigint NOT NULL,
 	seq integer NOT NULL,
@@ -79,27 +91,62 @@ CREATE TABLE machine.timers (
 	armed_by regrole NOT NULL,
 	UNIQUE (actor_id, armed_version, seq)
 );
+ALTER SEQUENCE machine.timers_timer_id_seq OWNED BY machine.timers.timer_id;
 CREATE INDEX ON machine.timers (due_at);
 COMMENT ON TABLE machine.timers IS
 	'durable timers: each fires its event as a send expecting the version it was armed at';
-
-/* A timer fires as the role in armed_by: only superusers write another one */
-CREATE FUNCTION machine.timers_guard()
-RETURNS trigger
-AS 'MODULE_PATHNAME', 'machine_timers_guard'
-LANGUAGE C;
-COMMENT ON FUNCTION machine.timers_guard() IS
-	'trigger of machine.timers: a role other than a superuser arms timers only as itself, and only moves those of other roles';
-CREATE TRIGGER timers_guard BEFORE INSERT OR UPDATE ON machine.timers
-	FOR EACH ROW EXECUTE FUNCTION machine.timers_guard();
 
 SELECT pg_catalog.pg_extension_config_dump('machine.machines', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.timers', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.instances', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.events', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.snapshots', '');
+SELECT pg_catalog.pg_extension_config_dump('machine.timers_timer_id_seq', '');
 
-CREATE VIEW machine.actors AS
+/*
+ * Sessions cache compiled machines: any change to machine.machines, by the
+ * functions or by hand, makes them compile again.
+ */
+CREATE FUNCTION machine.machines_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'machine_machines_changed'
+LANGUAGE C;
+COMMENT ON FUNCTION machine.machines_changed() IS
+	'trigger of machine.machines: every session forgets the machines it compiled';
+CREATE TRIGGER machines_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON machine.machines
+	FOR EACH STATEMENT EXECUTE FUNCTION machine.machines_changed();
+
+/*
+ * Privileges are the machines' (machine_grant), not the tables': the tables
+ * belong to the extension and its functions write them.  The views show
+ * each role the rows of the machines it may read.
+ */
+CREATE FUNCTION machine.may_read(owner regrole, acl pg_catalog.aclitem[])
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN pg_catalog.pg_has_role(owner::pg_catalog.oid, 'USAGE')
+	OR EXISTS (SELECT FROM pg_catalog.aclexplode(acl) a
+				WHERE a.privilege_type OPERATOR(pg_catalog.=) ANY ('{SELECT,UPDATE,CREATE}'::text[])
+				  AND (a.grantee OPERATOR(pg_catalog.=) 0
+					   OR pg_catalog.pg_has_role(a.grantee, 'USAGE')));
+COMMENT ON FUNCTION machine.may_read(regrole, pg_catalog.aclitem[]) IS
+	'may the current role read the actors of a machine with this owner and acl';
+
+CREATE VIEW machine.definitions WITH (security_barrier) AS
+	SELECT m.name,
+		   m.revision,
+		   m.machine_type,
+		   m.owner,
+		   m.defined_by,
+		   m.defined_at,
+		   m.acl
+	  FROM machine.machines m
+	 WHERE machine.may_read(m.owner, m.acl);
+COMMENT ON VIEW machine.definitions IS
+	'the machines the current role may read: owner, latest revision and privileges';
+
+CREATE VIEW machine.actors WITH (security_barrier) AS
 	SELECT i.actor_id AS id,
 		   i.machine,
 		   m.machine_type,
@@ -112,11 +159,12 @@ CREATE VIEW machine.actors AS
 			  FROM machine.snapshots s
 			 WHERE s.actor_id OPERATOR(pg_catalog.=) i.actor_id) AS snapshot_version
 	  FROM machine.instances i
-	  JOIN machine.machines m ON m.name OPERATOR(pg_catalog.=) i.machine;
+	  JOIN machine.machines m ON m.name OPERATOR(pg_catalog.=) i.machine
+	 WHERE machine.may_read(m.owner, m.acl);
 COMMENT ON VIEW machine.actors IS
-	'the actor registry: one row per actor, running, stopped or done';
+	'the actor registry: one row per actor, running, stopped or done, of the machines the current role may read';
 
-CREATE VIEW machine.pending_timers AS
+CREATE VIEW machine.pending_timers WITH (security_barrier) AS
 	SELECT t.actor_id,
 		   i.machine,
 		   t.state_tag,
@@ -125,9 +173,14 @@ CREATE VIEW machine.pending_timers AS
 		   t.armed_version,
 		   t.armed_by
 	  FROM machine.timers t
-	  JOIN machine.instances i ON i.actor_id OPERATOR(pg_catalog.=) t.actor_id;
+	  JOIN machine.instances i ON i.actor_id OPERATOR(pg_catalog.=) t.actor_id
+	  JOIN machine.machines m ON m.name OPERATOR(pg_catalog.=) i.machine
+	 WHERE machine.may_read(m.owner, m.acl);
 COMMENT ON VIEW machine.pending_timers IS
-	'timers waiting to fire, with the machine of their actor';
+	'timers waiting to fire, with the machine of their actor, of the machines the current role may read';
+
+GRANT USAGE ON SCHEMA machine TO PUBLIC;
+GRANT SELECT ON machine.definitions, machine.actors, machine.pending_timers TO PUBLIC;
 
 /* Definitions */
 
@@ -137,6 +190,9 @@ AS 'MODULE_PATHNAME', 'machine_define'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_define(text, jsonb) IS
 	'create a machine, or replace it with a new revision; returns the revision';
+-- creating machines is granted, like CREATE on a schema; redefining one
+-- needs its ownership or the "define" privilege as well
+REVOKE EXECUTE ON FUNCTION machine_define(text, jsonb) FROM PUBLIC;
 
 CREATE FUNCTION machine_definition(name text)
 RETURNS jsonb
@@ -151,6 +207,27 @@ AS 'MODULE_PATHNAME', 'machine_drop'
 LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION machine_drop(text, boolean) IS
 	'drop a machine (with cascade, and its actors); false when there is no such machine';
+
+CREATE FUNCTION machine_grant(machine text, role regrole, privilege text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'machine_grant'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_grant(text, regrole, text) IS
+	'let a role read, send to, delete the actors of, or define a machine (its owner only)';
+
+CREATE FUNCTION machine_revoke(machine text, role regrole, privilege text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'machine_revoke'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_revoke(text, regrole, text) IS
+	'take back a privilege given with machine_grant (its owner only)';
+
+CREATE FUNCTION machine_has_privilege(machine text, privilege text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'machine_has_privilege'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION machine_has_privilege(text, text) IS
+	'does the current role hold a privilege on a machine: read, send, delete, define or own';
 
 /* Actors */
 

@@ -1,34 +1,40 @@
--- Privileges: a non-superuser role granted usage does everything an
--- application needs; a role without grants can neither read nor change
--- actors.  Functions run as the role that sends.
+-- Privileges: the tables belong to the extension and no application role
+-- may write them; roles act through the functions, which check the
+-- machine's privileges (owner, or machine_grant: read, send, delete,
+-- define).  Functions run as the role that sends.
 
-CREATE ROLE regress_machine_admin;
-CREATE ROLE regress_machine_app;
-CREATE ROLE regress_machine_stranger;
+CREATE ROLE regress_machine_admin;		-- creates and owns machine "job"
+CREATE ROLE regress_machine_definer;	-- may redefine it
+CREATE ROLE regress_machine_app;		-- may send
+CREATE ROLE regress_machine_reader;		-- may read
+CREATE ROLE regress_machine_eraser;		-- may delete actors
+CREATE ROLE regress_machine_stranger;	-- nothing
 
--- what an application role needs (the README's GRANTs)
-GRANT USAGE ON SCHEMA machine TO regress_machine_app;
-GRANT SELECT ON machine.machines, machine.actors, machine.pending_timers TO regress_machine_app;
-GRANT SELECT, INSERT, UPDATE, DELETE
-   ON machine.instances, machine.events, machine.snapshots, machine.timers TO regress_machine_app;
--- and a role that also defines machines
-GRANT regress_machine_app TO regress_machine_admin;
-GRANT INSERT, UPDATE, DELETE ON machine.machines TO regress_machine_admin;
+-- what the README grants: creating machines is EXECUTE on machine_define
+GRANT EXECUTE ON FUNCTION machine_define(text, jsonb)
+   TO regress_machine_admin, regress_machine_definer;
 
 CREATE SCHEMA app_code AUTHORIZATION regress_machine_admin;
+GRANT USAGE ON SCHEMA app_code TO PUBLIC;
 SET ROLE regress_machine_admin;
 CREATE FUNCTION app_code.who(state jsonb, event jsonb) RETURNS jsonb
 LANGUAGE sql AS $$ SELECT state || jsonb_build_object('by', current_user) $$;
 SELECT machine_define('job', '{
   "initial": "Queued",
   "states": {"Queued": {"on": {"Run": {"target": "Running", "handler": "app_code.who"}}},
-             "Running": {"on": {"Finish": "Finished"}},
+             "Running": {"on": {"Finish": "Finished"},
+                         "after": [{"delay": "1 hour", "event": {"_tag": "Finish"}}]},
              "Finished": {"final": true}},
   "persistence": {"snapshotSchedule": "every 1"}
 }');
+SELECT machine_grant('job', 'regress_machine_definer', 'define');
+SELECT machine_grant('job', 'regress_machine_app', 'send');
+SELECT machine_grant('job', 'regress_machine_reader', 'read');
+SELECT machine_grant('job', 'regress_machine_eraser', 'delete');
+SELECT name, revision, owner, defined_by, acl FROM machine.definitions;
 RESET ROLE;
-GRANT USAGE ON SCHEMA app_code TO regress_machine_app;
 
+-- the application role does its work; handlers run as it
 SET ROLE regress_machine_app;
 SELECT machine_spawn('job-1', 'job');
 SELECT machine_send('job-1', '{"_tag": "Run"}');
@@ -40,11 +46,91 @@ SELECT machine_replay_to('job-1', 0);
 SELECT version, state FROM machine_history('job-1');
 SELECT machine_rewind('job-1', 0);
 SELECT id, status FROM machine.actors WHERE machine = 'job';
+SELECT actor_id, armed_by FROM machine.pending_timers;
 SELECT * FROM machine_simulate('job', ARRAY['{"_tag": "Run"}']::jsonb[]);
-SELECT machine_delete('job-1');
--- but it cannot redefine machines
-SELECT machine_define('job', '{"initial": "A", "states": {"A": {}}}');
+SELECT machine_has_privilege('job', 'send'), machine_has_privilege('job', 'delete');
 RESET ROLE;
+
+-- The matrix: each role, each function, each table.  Every call runs as
+-- the role in a subtransaction that is rolled back, so each one starts
+-- from the same actors: "ok", a value it returned, or its SQLSTATE.
+SELECT machine_spawn('m-1', 'job');
+SELECT machine_spawn('m-stopped', 'job'), machine_stop('m-stopped');
+CREATE FUNCTION pg_temp.try(role text, stmt text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	result text;
+BEGIN
+	BEGIN
+		EXECUTE format('SET LOCAL ROLE %I', role);
+		EXECUTE stmt INTO result;
+		RAISE SQLSTATE 'MZ000' USING MESSAGE = coalesce(result, 'ok');
+	EXCEPTION WHEN SQLSTATE 'MZ000' THEN
+		result := SQLERRM;
+	WHEN OTHERS THEN
+		result := SQLSTATE;
+	END;
+	RESET ROLE;
+	RETURN result;
+END $$;
+SET client_min_messages = error;
+SELECT call,
+       pg_temp.try('regress_machine_admin', stmt) AS owner,
+       pg_temp.try('regress_machine_definer', stmt) AS definer,
+       pg_temp.try('regress_machine_app', stmt) AS sender,
+       pg_temp.try('regress_machine_reader', stmt) AS reader,
+       pg_temp.try('regress_machine_eraser', stmt) AS eraser,
+       pg_temp.try('regress_machine_stranger', stmt) AS stranger
+  FROM (VALUES
+  ('machine_define (new)', $$SELECT 'ok' FROM machine_define('other', '{"initial": "A", "states": {"A": {}}}')$$),
+  ('machine_define (redefine)', $$SELECT 'ok' FROM machine_define('job', machine_definition('job'))$$),
+  ('machine_definition', $$SELECT 'ok' FROM machine_definition('job')$$),
+  ('machine_drop', $$SELECT machine_drop('job', true)::text$$),
+  ('machine_grant', $$SELECT 'ok' FROM machine_grant('job', 'regress_machine_stranger', 'read')$$),
+  ('machine_revoke', $$SELECT 'ok' FROM machine_revoke('job', 'regress_machine_app', 'send')$$),
+  ('machine_has_privilege', $$SELECT machine_has_privilege('job', 'read')::text$$),
+  ('machine_spawn', $$SELECT 'ok' FROM machine_spawn('new', 'job')$$),
+  ('machine_send', $$SELECT 'ok' FROM machine_send('m-1', '{"_tag": "Run"}')$$),
+  ('machine_state', $$SELECT machine_state('m-1') ->> '_tag'$$),
+  ('machine_version', $$SELECT machine_version('m-1')::text$$),
+  ('machine_stop', $$SELECT machine_stop('m-1')::text$$),
+  ('machine_delete', $$SELECT machine_delete('m-1')::text$$),
+  ('machine_persist', $$SELECT machine_persist('m-1')::text$$),
+  ('machine_restore', $$SELECT machine_restore('m-stopped') ->> '_tag'$$),
+  ('machine_restore_many', $$SELECT status FROM machine_restore_many(ARRAY['m-stopped'])$$),
+  ('machine_restore_all', $$SELECT status FROM machine_restore_all('job')$$),
+  ('machine_replay_to', $$SELECT machine_replay_to('m-1', 0) ->> '_tag'$$),
+  ('machine_rewind', $$SELECT 'ok' FROM machine_rewind('m-1', 0)$$),
+  ('machine_history', $$SELECT count(*)::text FROM machine_history('m-stopped')$$),
+  ('machine_simulate', $$SELECT count(*)::text FROM machine_simulate('job', ARRAY['{"_tag": "Run"}']::jsonb[])$$),
+  ('machine_assert_reaches', $$SELECT 'ok' FROM machine_assert_reaches('job', ARRAY['{"_tag": "Run"}']::jsonb[], 'Running')$$),
+  ('machine_run_maintenance', $$SELECT 'ok' FROM machine_run_maintenance()$$),
+  ('view machine.definitions', $$SELECT count(*)::text FROM machine.definitions$$),
+  ('view machine.actors', $$SELECT count(*)::text FROM machine.actors$$),
+  ('view machine.pending_timers', $$SELECT count(*)::text FROM machine.pending_timers$$)
+  ) AS calls(call, stmt);
+SELECT format('%s %s', priv, t) AS call,
+       pg_temp.try('regress_machine_admin', stmt) AS owner,
+       pg_temp.try('regress_machine_definer', stmt) AS definer,
+       pg_temp.try('regress_machine_app', stmt) AS sender,
+       pg_temp.try('regress_machine_reader', stmt) AS reader,
+       pg_temp.try('regress_machine_eraser', stmt) AS eraser,
+       pg_temp.try('regress_machine_stranger', stmt) AS stranger
+  FROM (VALUES ('machine.machines', 'revision'), ('machine.instances', 'version'),
+               ('machine.events', 'version'), ('machine.snapshots', 'version'),
+               ('machine.timers', 'armed_by')) AS tables(t, col),
+       LATERAL (VALUES
+         ('SELECT', format('SELECT ''ok'' FROM %s LIMIT 1', t)),
+         ('INSERT', format('INSERT INTO %s DEFAULT VALUES', t)),
+         ('UPDATE', format('UPDATE %s SET %I = %2$I', t, col)),
+         ('DELETE', format('DELETE FROM %s', t)),
+         ('TRUNCATE', format('TRUNCATE %s CASCADE', t))) AS s(priv, stmt);
+SELECT 'nextval timers_timer_id_seq' AS call,
+       pg_temp.try(r, $$SELECT nextval('machine.timers_timer_id_seq')::text$$) AS outcome
+  FROM unnest(ARRAY['regress_machine_admin', 'regress_machine_app', 'regress_machine_stranger']) AS r;
+RESET client_min_messages;
+-- the superuser's own actors are untouched by all of it
+SELECT id, version, status FROM machine.actors WHERE id LIKE 'm-%' ORDER BY id;
 
 -- EXECUTE on the handler is checked for the sending role
 REVOKE EXECUTE ON FUNCTION app_code.who(jsonb, jsonb) FROM PUBLIC;
@@ -52,17 +138,73 @@ SET ROLE regress_machine_app;
 SELECT machine_spawn('job-2', 'job');
 SELECT machine_send('job-2', '{"_tag": "Run"}');
 RESET ROLE;
+GRANT EXECUTE ON FUNCTION app_code.who(jsonb, jsonb) TO PUBLIC;
 
--- a role without grants can do nothing
-SET ROLE regress_machine_stranger;
-SELECT machine_state('job-2');
-SELECT machine_send('job-2', '{"_tag": "Run"}');
-SELECT machine_spawn('job-3', 'job');
-SELECT * FROM machine.actors;
-SELECT machine_define('mine', '{"initial": "A", "states": {"A": {}}}');
+-- A privilege held through a group role ends with the membership, in the
+-- same session: nothing cached outlives a REVOKE (of the role, of the
+-- machine's privilege, or of EXECUTE on a function).
+CREATE ROLE regress_machine_senders;
+CREATE ROLE regress_machine_alice;
+GRANT regress_machine_senders TO regress_machine_alice;
+SET ROLE regress_machine_admin;
+SELECT machine_grant('job', 'regress_machine_senders', 'send');
 RESET ROLE;
+SET ROLE regress_machine_alice;
+SELECT machine_spawn('alice-1', 'job');
+RESET ROLE;
+REVOKE regress_machine_senders FROM regress_machine_alice;
+SET ROLE regress_machine_alice;
+SELECT machine_send('alice-1', '{"_tag": "Run"}');
+RESET ROLE;
+GRANT regress_machine_senders TO regress_machine_alice;
+SET ROLE regress_machine_alice;
+SELECT machine_send('alice-1', '{"_tag": "Run"}');
+RESET ROLE;
+SET ROLE regress_machine_admin;
+SELECT machine_revoke('job', 'regress_machine_senders', 'send');
+RESET ROLE;
+SET ROLE regress_machine_alice;
+SELECT machine_send('alice-1', '{"_tag": "Finish"}');
+RESET ROLE;
+-- EXECUTE held only through the group: the handler is refused after the
+-- membership ends, in the same session
+SET ROLE regress_machine_admin;
+SELECT machine_grant('job', 'regress_machine_alice', 'send');
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION app_code.who(jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app_code.who(jsonb, jsonb) TO regress_machine_senders;
+SET ROLE regress_machine_alice;
+SELECT machine_spawn('alice-2', 'job');
+SELECT machine_send('alice-2', '{"_tag": "Run"}');
+RESET ROLE;
+REVOKE regress_machine_senders FROM regress_machine_alice;
+SET ROLE regress_machine_alice;
+SELECT machine_spawn('alice-3', 'job');
+SELECT machine_send('alice-3', '{"_tag": "Run"}');
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION app_code.who(jsonb, jsonb) TO PUBLIC;
+
+-- grants name real privileges and real roles; only the owner grants
+SET ROLE regress_machine_admin;
+SELECT machine_grant('job', 'regress_machine_app', 'everything');
+SELECT machine_grant('nope', 'regress_machine_app', 'read');
+SELECT machine_has_privilege('nope', 'read');
+RESET ROLE;
+SET ROLE regress_machine_definer;
+SELECT machine_grant('job', 'regress_machine_definer', 'delete');
+RESET ROLE;
+
+-- a role that owns a machine keeps it when another role redefines it
+SET ROLE regress_machine_definer;
+SELECT machine_define('job', machine_definition('job'));
+RESET ROLE;
+SELECT name, revision, owner, defined_by FROM machine.definitions WHERE name = 'job';
 
 SELECT machine_drop('job', true);
 DROP SCHEMA app_code CASCADE;
-DROP OWNED BY regress_machine_app, regress_machine_admin, regress_machine_stranger;
-DROP ROLE regress_machine_admin, regress_machine_app, regress_machine_stranger;
+DROP OWNED BY regress_machine_admin, regress_machine_definer, regress_machine_app,
+	regress_machine_reader, regress_machine_eraser, regress_machine_stranger,
+	regress_machine_senders, regress_machine_alice;
+DROP ROLE regress_machine_admin, regress_machine_definer, regress_machine_app,
+	regress_machine_reader, regress_machine_eraser, regress_machine_stranger,
+	regress_machine_senders, regress_machine_alice;

@@ -2,8 +2,10 @@
 -- script and the extension's own SQL mean the same under a hostile
 -- search_path; actor ids, tags, machine names and function names are data,
 -- never SQL; guards, handlers and effects run as the role that sends, and a
--- timer as the role that armed it, isolated from the session that fires it;
--- a role without grants can neither read nor change actors.
+-- timer as the role that armed it, isolated from the session that fires it,
+-- with code that only roles allowed to act as it chose; a role without
+-- privileges on a machine can neither read nor change its actors, and no
+-- application role writes the extension's tables.
 --
 -- This file drops and re-creates the extension: it runs last, and leaves
 -- the extension installed as it found it (in schema public).
@@ -128,12 +130,18 @@ DROP SCHEMA machine;
 CREATE EXTENSION machine;
 SELECT extnamespace::regnamespace AS installed_in FROM pg_extension
  WHERE extname OPERATOR(pg_catalog.=) 'machine';
--- nothing of evil was called, and nothing is granted to anyone
+-- nothing of evil was called, and nothing is granted but USAGE on the
+-- schema and SELECT on the views (which show each role its machines' rows)
 SELECT what FROM evil.hijack_log;
-SELECT relname, relacl FROM pg_class
+SELECT relname, a.grantee::regrole AS grantee, a.privilege_type
+  FROM pg_class, aclexplode(relacl) a
  WHERE relnamespace OPERATOR(pg_catalog.=) 'machine'::regnamespace
-   AND relacl IS NOT NULL;
-SELECT nspacl FROM pg_namespace WHERE nspname OPERATOR(pg_catalog.=) 'machine';
+   AND a.grantee OPERATOR(pg_catalog.<>) relowner
+ ORDER BY relname;
+SELECT a.grantee::regrole AS grantee, a.privilege_type
+  FROM pg_namespace, aclexplode(nspacl) a
+ WHERE nspname OPERATOR(pg_catalog.=) 'machine'
+   AND a.grantee OPERATOR(pg_catalog.<>) nspowner;
 DROP EXTENSION machine;
 
 -- 2b. Everything the extension does, under the hostile search_path, with
@@ -322,13 +330,11 @@ SELECT to_regclass('machine.events') IS NOT NULL AS events, to_regclass('machine
 DROP TABLE sec_canary;
 
 -- 4. Functions run as the role that sends; a timer as the role that armed
--- it.  The GRANTs an application needs (as in privileges.sql, the README's).
-GRANT USAGE ON SCHEMA machine TO regress_sec_app;
-GRANT SELECT ON machine.machines, machine.actors, machine.pending_timers TO regress_sec_app;
-GRANT SELECT, INSERT, UPDATE, DELETE
-   ON machine.instances, machine.events, machine.snapshots, machine.timers TO regress_sec_app;
+-- it, and only with code that roles allowed to act as that role chose.
+-- The grants an application needs (as in privileges.sql, the README's):
+-- the admin creates and owns the machines and may act as the application.
+GRANT EXECUTE ON FUNCTION machine_define(text, jsonb) TO regress_sec_admin;
 GRANT regress_sec_app TO regress_sec_admin;
-GRANT INSERT, UPDATE, DELETE ON machine.machines TO regress_sec_admin;
 
 CREATE SCHEMA sec_app AUTHORIZATION regress_sec_admin;
 SET ROLE regress_sec_admin;
@@ -385,6 +391,8 @@ SELECT machine_define('sec_meddle', '{
     "C": {}
   }
 }');
+SELECT machine_grant('sec_job', 'regress_sec_app', 'send'),
+       machine_grant('sec_meddle', 'regress_sec_app', 'send');
 RESET ROLE;
 GRANT USAGE ON SCHEMA sec_app TO regress_sec_app;
 GRANT INSERT ON sec_app.ran_as TO regress_sec_app;
@@ -400,28 +408,41 @@ RESET ROLE;
 SELECT what, role, superuser FROM sec_app.ran_as ORDER BY what, role;
 TRUNCATE sec_app.ran_as;
 
--- a superuser (regress_sec_super) arms a timer too
+-- a superuser (regress_sec_super) arms a timer too, on the admin's machine
 SET ROLE regress_sec_super;
 SELECT machine_spawn('j-3', 'sec_job');
 SELECT machine_send('j-3', '{"_tag": "Run"}');
 RESET ROLE;
 TRUNCATE sec_app.ran_as;
 
--- armed_by is an identity: a role may arm timers only as itself, and of
--- another role's timer it may change nothing but the version (a send that
--- keeps the state moves its timers along)
+-- armed_by is an identity only the extension writes: the application
+-- cannot arm, move, repoint or erase a timer, nor repoint an actor to
+-- another machine, nor touch the journal
+CREATE FUNCTION public.sec_try(sql text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	result text;
+BEGIN
+	EXECUTE sql INTO result;
+	RETURN 'ok: ' || coalesce(result, 'NULL');
+EXCEPTION
+	WHEN insufficient_privilege THEN
+		RETURN 'permission denied';
+	WHEN OTHERS THEN
+		RETURN SQLSTATE || ' ' || SQLERRM;
+END $$;
 SET ROLE regress_sec_app;
-INSERT INTO machine.timers (actor_id, armed_version, seq, state_tag, event, due_at, armed_by)
-VALUES ('j-2', 1, 7, 'Running', '{"_tag": "Timeout"}', now() - interval '1 hour', 'regress_sec_super');
-UPDATE machine.timers SET armed_by = 'regress_sec_super' WHERE actor_id = 'j-2';
-UPDATE machine.timers SET event = '{"_tag": "Finish"}' WHERE actor_id = 'j-3';
-UPDATE machine.timers SET actor_id = 'j-2' WHERE actor_id = 'j-3';
-UPDATE machine.timers SET due_at = now() - interval '1 hour' WHERE actor_id = 'j-3';
-INSERT INTO machine.timers (actor_id, armed_version, seq, state_tag, event, due_at, armed_by)
-VALUES ('j-2', 1, 8, 'Running', '{"_tag": "Ping"}', now() + interval '1 hour', 'regress_sec_app');
-DELETE FROM machine.timers WHERE actor_id = 'j-2' AND seq = 8;
-SELECT machine_send('j-3', '{"_tag": "Ping"}');
-SELECT actor_id, armed_version, armed_by FROM machine.pending_timers ORDER BY actor_id;
+SELECT sql, public.sec_try(sql) AS outcome FROM (VALUES
+  ($$INSERT INTO machine.timers (actor_id, armed_version, seq, state_tag, event, due_at, armed_by)
+     VALUES ('j-2', 1, 7, 'Running', '{"_tag": "Timeout"}', now(), 'regress_sec_super')$$),
+  ($$UPDATE machine.timers SET armed_by = 'regress_sec_super' WHERE actor_id = 'j-2'$$),
+  ($$UPDATE machine.timers SET due_at = now() WHERE actor_id = 'j-3'$$),
+  ($$DELETE FROM machine.timers$$),
+  ($$UPDATE machine.instances SET machine = 'sec_meddle' WHERE actor_id = 'j-3'$$),
+  ($$UPDATE machine.instances SET version = 9223372036854775807$$),
+  ($$DELETE FROM machine.events$$),
+  ($$UPDATE machine.machines SET definition = '{}'$$)
+) AS t(sql);
 RESET ROLE;
 
 -- time passes.  A pass run by a role fires only the timers of roles whose
@@ -434,10 +455,11 @@ SELECT what, role, superuser FROM sec_app.ran_as ORDER BY what, role;
 SELECT actor_id, armed_by FROM machine.pending_timers ORDER BY actor_id;
 TRUNCATE sec_app.ran_as;
 
--- a superuser's pass fires every due timer, each as the role that armed
--- it (j-3's as regress_sec_super, j-4's as regress_sec_app), never as the
--- superuser running the pass; the timer of m-1 changes settings: they are
--- undone after it
+-- a superuser's pass fires every due timer as the role that armed it,
+-- never as the superuser running the pass: j-4's as regress_sec_app.
+-- j-3's was armed by a superuser, but regress_sec_admin chose the code:
+-- it may not act as a superuser, so the timer is dropped and logged.  The
+-- timer of m-1 changes settings: they are undone after it.
 SET ROLE regress_sec_app;
 SELECT machine_spawn('j-4', 'sec_job');
 SELECT machine_send('j-4', '{"_tag": "Run"}');
@@ -462,42 +484,98 @@ UPDATE machine.timers SET due_at = due_at - interval '2 hours';
 SELECT * FROM machine_run_maintenance();
 SELECT to_regclass('pg_temp.pg_settings') AS shadow, machine_state('m-1');
 
--- 5. A role that may only read may not lock either.  A send locks its
--- actor's row FOR NO KEY UPDATE, which SQL grants only with UPDATE; a send
--- that changes nothing (an ignored event) would otherwise keep that lock
--- to the end of the reader's transaction, and every sender would wait.
+-- 4a. The escalation timers once allowed: a superuser's actor waits in a
+-- timed state of a machine a lesser role owns; that role redefines the
+-- machine so that the timer's handler makes it superuser.  The timer is
+-- dropped, logged, and nothing ran.
+SET ROLE regress_sec_admin;
+CREATE FUNCTION sec_app.promote(state jsonb, event jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+	ALTER ROLE regress_sec_admin SUPERUSER;
+	RETURN state;
+END $$;
+SELECT machine_define('sec_trap', '{"initial": "Wait", "states": {
+  "Wait": {"on": {"Due": "Done"}, "after": [{"delay": "1 hour", "event": {"_tag": "Due"}}]},
+  "Done": {}}}');
+SET ROLE regress_sec_super;
+SELECT machine_spawn('trap-1', 'sec_trap');
+SET ROLE regress_sec_admin;
+SELECT machine_define('sec_trap', '{"initial": "Wait", "states": {
+  "Wait": {"on": {"Due": {"target": "Done", "handler": "sec_app.promote"}},
+           "after": [{"delay": "1 hour", "event": {"_tag": "Due"}}]},
+  "Done": {}}}');
+RESET ROLE;
+UPDATE machine.timers SET due_at = due_at - interval '2 hours';
+SELECT * FROM machine_run_maintenance();
+SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_sec_admin';
+SELECT machine_state('trap-1');
+
+-- the same through a function the lesser role owns, in a machine a
+-- superuser defined: replacing the function's body is choosing the code
+CREATE FUNCTION sec_app.tick(state jsonb, event jsonb) RETURNS jsonb
+LANGUAGE sql AS $$ SELECT state $$;
+ALTER FUNCTION sec_app.tick(jsonb, jsonb) OWNER TO regress_sec_admin;
+SELECT machine_define('sec_trusting', '{"initial": "Wait", "states": {
+  "Wait": {"on": {"Due": {"target": "Done", "handler": "sec_app.tick"}},
+           "after": [{"delay": "1 hour", "event": {"_tag": "Due"}}]},
+  "Done": {}}}');
+SET ROLE regress_sec_super;
+SELECT machine_spawn('trust-1', 'sec_trusting');
+SET ROLE regress_sec_admin;
+CREATE OR REPLACE FUNCTION sec_app.tick(state jsonb, event jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+	ALTER ROLE regress_sec_admin SUPERUSER;
+	RETURN state;
+END $$;
+RESET ROLE;
+UPDATE machine.timers SET due_at = due_at - interval '2 hours';
+SELECT * FROM machine_run_maintenance();
+SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_sec_admin';
+SELECT machine_state('trust-1');
+
+-- 4b. A guard, handler or effect that redefines or drops a machine while
+-- a transition is in progress is refused: the actor would go on in a
+-- state the new revision may lack.
+CREATE FUNCTION sec_app.redefine(state jsonb, event jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM machine_define('sec_self', '{"initial": "Other", "states": {"Other": {}}}');
+	RETURN state;
+END $$;
+CREATE FUNCTION sec_app.drop_it(actor_id text, state jsonb, event jsonb) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM machine_drop('sec_self', true);
+END $$;
+SELECT machine_define('sec_self', '{"initial": "A", "states": {
+  "A": {"on": {"Redefine": {"target": "B", "handler": "sec_app.redefine"}, "Drop": "C"}},
+  "B": {}, "C": {"entry": ["sec_app.drop_it"]}}}');
+SELECT machine_spawn('self-1', 'sec_self');
+SELECT machine_send('self-1', '{"_tag": "Redefine"}');
+SELECT machine_send('self-1', '{"_tag": "Drop"}');
+SELECT machine_state('self-1'), revision FROM machine.definitions WHERE name = 'sec_self';
+
+-- 5. A role that may only read may not send, and so never locks an actor.
 CREATE ROLE regress_sec_reader;
-GRANT USAGE ON SCHEMA machine TO regress_sec_reader;
-GRANT SELECT ON machine.machines, machine.instances, machine.actors TO regress_sec_reader;
 SELECT machine_define('sec_quiet', '{"initial": "A", "unhandled": "ignore", "states": {"A": {"on": {"Go": "A"}}}}');
+SELECT machine_grant('sec_quiet', 'regress_sec_reader', 'read');
 SELECT machine_spawn('q-1', 'sec_quiet');
 SET ROLE regress_sec_reader;
 SELECT machine_state('q-1'), machine_version('q-1');
-SELECT 1 FROM machine.instances WHERE actor_id = 'q-1' FOR NO KEY UPDATE;
+SELECT id, machine, version FROM machine.actors;
 SELECT machine_send('q-1', '{"_tag": "Ignored"}');
 SELECT machine_send('q-1', '{"_tag": "Go"}');
 RESET ROLE;
 
 -- 6. A role without grants can neither read nor change actors.  Each
 -- statement runs in a subtransaction of its own and shows "permission
--- denied" (SQLSTATE 42501, whether the extension's statement is refused
--- when it is planned or when it runs), any other error with its SQLSTATE,
--- or its result; machine_restore_many reports each actor's failure as a
--- row.  A machine compiled in this backend's cache (by a superuser's
--- simulation just before) is no way around the grants either.
-CREATE FUNCTION public.sec_try(sql text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-	result text;
-BEGIN
-	EXECUTE sql INTO result;
-	RETURN 'ok: ' || coalesce(result, 'NULL');
-EXCEPTION
-	WHEN insufficient_privilege THEN
-		RETURN 'permission denied';
-	WHEN OTHERS THEN
-		RETURN SQLSTATE || ' ' || SQLERRM;
-END $$;
+-- denied" (SQLSTATE 42501), any other error with its SQLSTATE, or its
+-- result; the views show it nothing; machine_restore_many reports each
+-- actor's failure as a row.  A machine compiled in this backend's cache
+-- (by a superuser's simulation just before) is no way around the
+-- privileges either.
 SELECT machine_define('sec_plain', '{"initial": "A", "states": {"A": {"on": {"Go": "B"}}, "B": {}}}');
 SELECT step, state FROM machine_simulate('sec_plain', ARRAY['{"_tag": "Go"}']::jsonb[]);
 SET ROLE regress_sec_stranger;
@@ -507,8 +585,9 @@ SELECT sql, public.sec_try(sql) AS outcome FROM (VALUES
   ($$SELECT * FROM machine.snapshots$$),
   ($$SELECT * FROM machine.timers$$),
   ($$SELECT * FROM machine.machines$$),
-  ($$SELECT * FROM machine.actors$$),
-  ($$SELECT * FROM machine.pending_timers$$),
+  ($$SELECT count(*) FROM machine.actors$$),
+  ($$SELECT count(*) FROM machine.pending_timers$$),
+  ($$SELECT count(*) FROM machine.definitions$$),
   ($$SELECT string_agg(state->>'_tag', ' ') FROM machine_simulate('sec_plain', ARRAY['{"_tag": "Go"}']::jsonb[])$$),
   ($$SELECT machine_assert_reaches('sec_plain', ARRAY['{"_tag": "Go"}']::jsonb[], 'B')$$),
   ($$SELECT machine_spawn('p-1', 'sec_plain')$$),
@@ -520,7 +599,7 @@ SELECT sql, public.sec_try(sql) AS outcome FROM (VALUES
   ($$SELECT machine_delete('j-1')$$),
   ($$SELECT machine_persist('j-1')$$),
   ($$SELECT machine_restore('j-1')$$),
-  ($$SELECT status || ', ' || left(error, 17) FROM machine_restore_many(ARRAY['j-1'])$$),
+  ($$SELECT status || ', ' || left(error, 33) FROM machine_restore_many(ARRAY['j-1'])$$),
   ($$SELECT * FROM machine_restore_all('sec_job')$$),
   ($$SELECT machine_replay_to('j-1', 0)$$),
   ($$SELECT machine_rewind('j-1', 0)$$),
@@ -529,14 +608,16 @@ SELECT sql, public.sec_try(sql) AS outcome FROM (VALUES
   ($$SELECT * FROM machine_simulate('sec_job', ARRAY['{"_tag": "Run"}']::jsonb[])$$),
   ($$SELECT * FROM machine_run_maintenance()$$),
   ($$SELECT machine_define('sec_mine', '{"initial": "A", "states": {"A": {}}}')$$),
-  ($$SELECT machine_drop('sec_job', true)$$)
+  ($$SELECT machine_drop('sec_job', true)$$),
+  ($$SELECT machine_grant('sec_job', 'regress_sec_stranger', 'send')$$)
 ) AS t(sql);
 RESET ROLE;
 -- nothing changed
 SELECT id, version, state_tag, status FROM machine.actors WHERE machine = 'sec_job' ORDER BY id;
 
 SELECT machine_drop('sec_job', true), machine_drop('sec_meddle', true), machine_drop('sec_plain'),
-       machine_drop('sec_quiet', true);
+       machine_drop('sec_quiet', true), machine_drop('sec_trap', true),
+       machine_drop('sec_trusting', true), machine_drop('sec_self', true);
 SET client_min_messages = warning;
 DROP SCHEMA sec_app, sec_code CASCADE;
 DROP FUNCTION public.sec_try(text);

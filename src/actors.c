@@ -53,7 +53,7 @@ spawn_work(void *arg)
 	const MdState *initial = &cm->def->states[cm->def->initial];
 	Jsonb	   *state = jsonb_with_tag(a->data, NULL, initial->name);
 
-	machine_check_execute(cm);
+	machine_authorize(cm, MACHINE_SEND | MACHINE_RUN);
 	if (!store_insert_actor(a->actor_id, cm->name,
 							initial->final ? ACTOR_DONE : ACTOR_RUNNING,
 							state, initial->name))
@@ -118,7 +118,10 @@ machine_state(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	if (store_read_actor(actor_id, ROW_NO_LOCK, &row))
+	{
+		machine_authorize_by_name(row.machine, MACHINE_READ);
 		state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(row.state), false, -1);
+	}
 	SPI_finish();
 
 	if (state == NULL)
@@ -139,6 +142,8 @@ machine_version(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	found = store_read_actor(actor_id, ROW_NO_LOCK, &row);
+	if (found)
+		machine_authorize_by_name(row.machine, MACHINE_READ);
 	SPI_finish();
 
 	if (!found)
@@ -169,6 +174,7 @@ machine_stop(PG_FUNCTION_ARGS)
 	{
 		CompiledMachine *cm = machine_lookup(row.machine, false);
 
+		machine_authorize(cm, MACHINE_SEND);
 		store_cancel_timers(actor_id);
 		if (cm->def->persistence.enabled)
 		{
@@ -201,8 +207,12 @@ machine_delete(PG_FUNCTION_ARGS)
 	PreventCommandIfReadOnly("machine_delete()");
 	SPI_connect();
 	/* wait for a send in flight, then erase */
-	(void) store_read_actor(actor_id, ROW_LOCK_UPDATE, &row);
-	deleted = store_delete_actor(actor_id);
+	deleted = store_read_actor(actor_id, ROW_LOCK_UPDATE, &row);
+	if (deleted)
+	{
+		machine_authorize_by_name(row.machine, MACHINE_DELETE);
+		deleted = store_delete_actor(actor_id);
+	}
 	SPI_finish();
 
 	PG_RETURN_BOOL(deleted);
@@ -234,6 +244,7 @@ machine_persist(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(1) && PG_GETARG_INT64(1) != row.version)
 		version_conflict(actor_id, PG_GETARG_INT64(1), row.version);
 	cm = machine_lookup(row.machine, false);
+	machine_authorize(cm, MACHINE_SEND);
 	if (!cm->def->persistence.enabled)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

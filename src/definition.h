@@ -147,6 +147,14 @@ typedef struct MachineDef
 #define MD_MAX_NAME_LEN 63
 
 /*
+ * Longest accepted interval (a timer's delay, a snapshot spacing): 100
+ * years of 365.25 days, far from where a timestamp plus or minus it leaves
+ * PostgreSQL's range.
+ */
+#define MD_MAX_INTERVAL_US INT64_C(3155760000000000)
+#define MD_MAX_INTERVAL_TEXT "36525 days"
+
+/*
  * Compile the JSON text of a definition.  On success returns the definition,
  * to be released with md_free().  On failure returns NULL and writes
  * "<json path>: <problem>" into errbuf, for example

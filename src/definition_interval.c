@@ -223,6 +223,10 @@ md_parse_interval(const char *text, int64_t *us, char *errbuf, size_t errlen)
 	if (total == 0)
 		return md_fail_buf(errbuf, errlen,
 						   "interval \"%s\" must be positive", text);
+	if (total > (uint64_t) MD_MAX_INTERVAL_US)
+		return md_fail_buf(errbuf, errlen,
+						   "interval \"%s\" is longer than 100 years (" MD_MAX_INTERVAL_TEXT ")",
+						   text);
 	*us = (int64_t) total;
 	return true;
 }

@@ -23,6 +23,8 @@ PG_MODULE_MAGIC;
 /* Was the library preloaded, so that a launcher runs? */
 bool		machine_preloaded = false;
 
+int			machine_timer_timeout = 10 * 1000;
+
 void		_PG_init(void);
 
 void
@@ -41,6 +43,14 @@ _PG_init(void)
 							NULL,
 							&machine_naptime,
 							1000, 10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("machine.timer_timeout",
+							"Sets the longest time a timer's transition may take in the background worker.",
+							"A timer that takes longer is cancelled, logged and dropped; 0 means no limit.",
+							&machine_timer_timeout,
+							10 * 1000, 0, PG_INT32_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

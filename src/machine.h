@@ -34,6 +34,7 @@
 #include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
 #include "storage/itemptr.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
 
@@ -61,12 +62,31 @@ typedef struct CompiledMachine
 	FmgrInfo   *functions;		/* parallel to def->functions */
 	bool	   *busy;			/* functions[i] is running */
 	char	   *machine_type;
-	Oid			checked_role;	/* role whose EXECUTE rights were checked */
-	MemoryContext context;		/* owns functions and machine_type */
+	Oid			owner;
+	Oid			defined_by;		/* of this revision */
+	Acl		   *acl;			/* privileges granted with machine_grant */
+	Oid			checked_role;	/* role whose privileges were checked... */
+	AclMode		checked_modes;	/* ...and found to hold these */
+	MemoryContext context;		/* owns everything above but def */
 } CompiledMachine;
 
+/*
+ * Privileges on a machine, kept in an aclitem[] with PostgreSQL's own bits.
+ * MACHINE_RUN is no privilege of its own: it asks for EXECUTE on every
+ * function of the machine, for the callers that run its guards and
+ * handlers.
+ */
+#define MACHINE_READ	ACL_SELECT	/* state, history, replay, simulate */
+#define MACHINE_SEND	ACL_UPDATE	/* spawn, send, stop, persist, restore,
+									 * rewind; implies read */
+#define MACHINE_DELETE	ACL_DELETE	/* erase actors with their journal */
+#define MACHINE_DEFINE	ACL_CREATE	/* new revisions; implies read */
+#define MACHINE_RUN		ACL_EXECUTE
+
 extern CompiledMachine *machine_lookup(const char *name, bool missing_ok);
-extern void machine_check_execute(CompiledMachine *cm);
+extern void machine_authorize(CompiledMachine *cm, AclMode modes);
+extern void machine_authorize_by_name(const char *name, AclMode modes);
+extern bool machine_firing_timer;
 extern void registry_init(void);
 
 /* values.c */
@@ -134,6 +154,15 @@ typedef enum RowLock
 	ROW_LOCK_UPDATE				/* the mailbox: one sender at a time */
 } RowLock;
 
+/* The role a statement of the extension runs as, and the caller's */
+typedef struct AsOwner
+{
+	Oid			userid;
+	int			sec_context;
+} AsOwner;
+
+extern void store_become_owner(AsOwner *saved);
+extern void store_unbecome_owner(AsOwner *saved);
 extern const char *actor_status_name(ActorStatus status);
 extern ActorStatus actor_status_parse(const char *name);
 extern Oid	store_instances_relid(void);
@@ -184,12 +213,18 @@ typedef struct StoredMachine
 	ArrayType  *functions;		/* qualified names, parallel to the
 								 * compiled definition's functions */
 	char	   *machine_type;
+	Oid			owner;
+	Oid			defined_by;
+	Acl		   *acl;
 } StoredMachine;
 
-extern bool store_load_machine(const char *name, StoredMachine *stored);
-extern int32 store_save_machine(const char *name, Jsonb *definition,
-								ArrayType *functions, const char *machine_type,
+extern bool store_load_machine(const char *name, RowLock lock,
+							   StoredMachine *stored);
+extern int32 store_save_machine(const char *name, int32 replaces,
+								Jsonb *definition, ArrayType *functions,
+								const char *machine_type,
 								int64 snapshot_spacing);
+extern void store_set_machine_acl(const char *name, Acl *acl);
 extern Jsonb *store_machine_definition(const char *name);
 extern bool store_delete_machine(const char *name);
 extern List *store_actors_outside(const char *machine, ArrayType *tags);
@@ -202,7 +237,7 @@ typedef enum DirectTableId
 	DIRECT_SNAPSHOTS
 } DirectTableId;
 
-extern bool store_direct_permits(DirectTableId table, AclMode mode);
+extern bool store_direct_usable(DirectTableId table);
 extern void store_direct_forget(Oid relid);
 extern bool store_direct_lock_actor(const char *actor_id, ActorRow *row);
 extern void store_direct_update_actor(const char *actor_id, ActorRow *row,
@@ -252,6 +287,8 @@ typedef struct Transition
 } Transition;
 
 extern void actor_record(const Transition *t);
+extern int64 next_version(const char *actor_id, int64 version);
+extern void refuse_in_transition(const char *what);
 extern Jsonb *actor_send(const char *actor_id, Jsonb *event, int64 expected);
 extern void version_conflict(const char *actor_id, int64 expected,
 							 int64 actual) pg_attribute_noreturn();
@@ -276,6 +313,7 @@ extern bool maintenance_batch(int max_items, MaintenanceCounts *counts);
 /* worker.c, machine.c */
 extern bool machine_preloaded;
 extern int	machine_naptime;
+extern int	machine_timer_timeout;
 extern char *machine_databases;
 extern void machine_register_launcher(void);
 extern bool machine_database_allowed(const char *name);

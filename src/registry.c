@@ -18,6 +18,16 @@
  * still be in use by a transition under way, so it is freed only at the end
  * of the transaction.
  *
+ * Privileges.  A machine belongs to the role that created it (which needs
+ * EXECUTE on machine_define); its owner grants the others with
+ * machine_grant, into an aclitem[] that PostgreSQL's aclmask() reads, so
+ * role membership counts as it does for tables.  The checks run before
+ * anything is locked or read, and their result is cached per machine for
+ * one role until a role, a membership, a function or the machine changes.
+ * A timer runs code as the role that armed it: only while every role that
+ * chose that code (the revision's definer, the functions' owners) may act
+ * as that role anyway.
+ *
  * Locking.  machine_define and machine_drop take SHARE lock on
  * machine.instances: they wait for every transaction that is writing actors
  * and keep new writers out until they commit.  So the "no live actor sits in
@@ -31,8 +41,10 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -64,9 +76,19 @@ static HTAB *machine_cache = NULL;
 static List *retired = NIL;		/* in TopMemoryContext */
 static Oid	machines_relid = InvalidOid;
 
-/* The role that may read machine.machines, checked in this transaction */
-static Oid	reader_role = InvalidOid;
-static LocalTransactionId reader_lxid = InvalidLocalTransactionId;
+/* Set while a timer's send runs: see machine_authorize() */
+bool		machine_firing_timer = false;
+
+static const struct
+{
+	const char *name;
+	AclMode		mode;
+}			privilege_names[] = {
+	{"read", MACHINE_READ},
+	{"send", MACHINE_SEND},
+	{"delete", MACHINE_DELETE},
+	{"define", MACHINE_DEFINE},
+};
 
 static const char *const function_kind_names[] = {
 	[MD_FN_GUARD] = "guard",
@@ -86,6 +108,13 @@ free_compiled(CompiledMachine *cm)
 {
 	md_free(cm->def);
 	MemoryContextDelete(cm->context);
+}
+
+/* A stored acl (NULL: nothing granted) as aclmask() and aclupdate() take it */
+static Acl *
+usable_acl(Acl *acl)
+{
+	return acl == NULL || ARR_NDIM(acl) == 0 ? make_empty_acl() : acl;
 }
 
 /* Move every cached machine to the retired list */
@@ -116,7 +145,6 @@ relcache_callback(Datum arg, Oid relid)
 	{
 		retire_all();
 		machines_relid = InvalidOid;
-		reader_role = InvalidOid;
 	}
 }
 
@@ -124,6 +152,20 @@ static void
 syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	retire_all();
+}
+
+/* A role or a membership changed: check privileges again */
+static void
+roles_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	HASH_SEQ_STATUS status;
+	CacheEntry *entry;
+
+	if (machine_cache == NULL)
+		return;
+	hash_seq_init(&status, machine_cache);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		entry->cm->checked_role = InvalidOid;
 }
 
 static void
@@ -146,6 +188,8 @@ registry_init(void)
 {
 	CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(PROCOID, syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, roles_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, roles_callback, (Datum) 0);
 	RegisterXactCallback(xact_callback, NULL);
 }
 
@@ -307,6 +351,7 @@ machine_lookup(const char *name, bool missing_ok)
 	MemoryContext old;
 	Datum	   *names;
 	int			nnames;
+	AsOwner		saved;
 
 	if (strlen(name) >= NAMEDATALEN)
 	{
@@ -329,24 +374,11 @@ machine_lookup(const char *name, bool missing_ok)
 	if (!OidIsValid(machines_relid))
 		machines_relid = lookup_machines_relid();
 
-	/*
-	 * A cached machine is shared by every role of this backend: check the
-	 * right to read machine.machines as its read would, cached or not (once
-	 * per role and transaction).
-	 */
-	if (reader_role != GetUserId() || reader_lxid != MyProc->lxid)
-	{
-		if (pg_class_aclcheck(machines_relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, "machines");
-		reader_role = GetUserId();
-		reader_lxid = MyProc->lxid;
-	}
-
 	entry = hash_search(machine_cache, name, HASH_FIND, NULL);
 	if (entry != NULL)
 		return entry->cm;
 
-	if (!store_load_machine(name, &stored))
+	if (!store_load_machine(name, ROW_NO_LOCK, &stored))
 	{
 		if (missing_ok)
 			return NULL;
@@ -362,6 +394,12 @@ machine_lookup(const char *name, bool missing_ok)
 	strlcpy(cm->name, name, NAMEDATALEN);
 	cm->revision = stored.revision;
 	cm->machine_type = MemoryContextStrdup(context, stored.machine_type);
+	cm->owner = stored.owner;
+	cm->defined_by = stored.defined_by;
+	old = MemoryContextSwitchTo(context);
+	cm->acl = usable_acl(stored.acl);
+	cm->acl = DatumGetAclPCopy(PointerGetDatum(cm->acl));
+	MemoryContextSwitchTo(old);
 	cm->checked_role = InvalidOid;
 	PG_TRY();
 	{
@@ -374,6 +412,8 @@ machine_lookup(const char *name, bool missing_ok)
 		cm->functions = MemoryContextAllocZero(context,
 											   sizeof(FmgrInfo) * Max(nnames, 1));
 		cm->busy = MemoryContextAllocZero(context, sizeof(bool) * Max(nnames, 1));
+		/* the compiled machine serves every role: resolve as the extension */
+		store_become_owner(&saved);
 		for (int i = 0; i < nnames; i++)
 		{
 			Oid			oid = stored_function(name, &cm->def->functions[i],
@@ -381,6 +421,7 @@ machine_lookup(const char *name, bool missing_ok)
 
 			fmgr_info_cxt(oid, &cm->functions[i], context);
 		}
+		store_unbecome_owner(&saved);
 	}
 	PG_CATCH();
 	{
@@ -400,27 +441,185 @@ machine_lookup(const char *name, bool missing_ok)
 	return cm;
 }
 
-/*
- * Check that the current role may execute every function of a machine.
- * Functions run as the role that sends, like any function call in SQL; the
- * result is remembered for the last role checked.
- */
-void
-machine_check_execute(CompiledMachine *cm)
+static const char *
+privilege_name(AclMode mode)
 {
-	Oid			role = GetUserId();
+	for (int i = 0; i < lengthof(privilege_names); i++)
+		if (privilege_names[i].mode == mode)
+			return privilege_names[i].name;
+	return "own";
+}
 
-	if (cm->checked_role == role)
-		return;
+static AclMode
+parse_privilege(const char *name)
+{
+	for (int i = 0; i < lengthof(privilege_names); i++)
+		if (pg_strcasecmp(privilege_names[i].name, name) == 0)
+			return privilege_names[i].mode;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unrecognized machine privilege \"%s\"", name),
+			 errhint("The privileges are \"read\", \"send\", \"delete\" and \"define\".")));
+	return 0;					/* keep compiler quiet */
+}
+
+/*
+ * Does a role hold every privilege of "modes" (MACHINE_RUN aside) on a
+ * machine of that owner and acl?  The owner's members hold them all;
+ * "send" and "define" include "read".
+ */
+static bool
+privileges_held(Oid role, Oid owner, Acl *acl, AclMode modes, AclMode *missing)
+{
+	modes &= ~MACHINE_RUN;
+	if (modes == 0 || has_privs_of_role(role, owner))
+		return true;
+	acl = usable_acl(acl);
+	for (int i = 0; i < lengthof(privilege_names); i++)
+	{
+		AclMode		mode = privilege_names[i].mode;
+		AclMode		accepted = mode == MACHINE_READ ?
+			MACHINE_READ | MACHINE_SEND | MACHINE_DEFINE : mode;
+
+		if ((modes & mode) && aclmask(acl, role, owner, accepted, ACLMASK_ANY) == 0)
+		{
+			*missing = mode;
+			return false;
+		}
+	}
+	return true;
+}
+
+static void
+permission_denied(const char *machine, AclMode missing)
+{
+	char	   *role = GetUserNameFromId(GetUserId(), false);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for machine \"%s\"", machine),
+			 missing ?
+			 errdetail("Role \"%s\" does not hold the \"%s\" privilege on it.",
+					   role, privilege_name(missing)) :
+			 errdetail("Role \"%s\" is not a member of its owner.", role),
+			 missing ?
+			 errhint("Its owner may grant it with machine_grant(%s, %s, %s).",
+					 quote_literal_cstr(machine), quote_literal_cstr(role),
+					 quote_literal_cstr(privilege_name(missing))) : 0));
+}
+
+static const char *
+role_name(Oid role)
+{
+	char	   *name = GetUserNameFromId(role, true);
+
+	return name ? name : psprintf("%u", role);
+}
+
+/*
+ * A timer sends as the role that armed it, with code chosen when it fires:
+ * refuse unless each role that chose it could act as that role anyway.
+ */
+static void
+check_timer_trust(CompiledMachine *cm, Oid role)
+{
+	if (!has_privs_of_role(cm->defined_by, role))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("timer may not run machine \"%s\" as role \"%s\"",
+						cm->name, role_name(role)),
+				 errdetail("Role \"%s\" defined the machine's current revision and may not act as role \"%s\", which armed the timer.",
+						   role_name(cm->defined_by), role_name(role))));
 	for (int i = 0; i < cm->def->nfunctions; i++)
 	{
-		Oid			oid = cm->functions[i].fn_oid;
+		Oid			fn = cm->functions[i].fn_oid;
+		HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+		Oid			owner;
 
-		if (pg_proc_aclcheck(oid, role, ACL_EXECUTE) != ACLCHECK_OK)
-			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION,
-						   format_procedure(oid));
+		if (!HeapTupleIsValid(tuple))
+			elog(ERROR, "cache lookup failed for function %u", fn);
+		owner = ((Form_pg_proc) GETSTRUCT(tuple))->proowner;
+		ReleaseSysCache(tuple);
+		if (!has_privs_of_role(owner, role))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("timer may not run function %s as role \"%s\"",
+							format_procedure(fn), role_name(role)),
+					 errdetail("Its owner, role \"%s\", may not act as role \"%s\", which armed the timer.",
+							   role_name(owner), role_name(role))));
 	}
+}
+
+/*
+ * Check that the current role holds "modes" on a compiled machine (with
+ * MACHINE_RUN: EXECUTE on each of its functions, which run as the caller,
+ * like any function called in SQL).  The answer is cached for the role
+ * until a role, a membership, a function or the machine changes.
+ */
+void
+machine_authorize(CompiledMachine *cm, AclMode modes)
+{
+	Oid			role = GetUserId();
+	AclMode		missing = 0;
+
+	if (machine_firing_timer)
+		check_timer_trust(cm, role);
+	if (cm->checked_role == role && (cm->checked_modes & modes) == modes)
+		return;
+	if (cm->checked_role != role)
+	{
+		cm->checked_role = InvalidOid;
+		cm->checked_modes = 0;
+	}
+	if (!privileges_held(role, cm->owner, cm->acl, modes, &missing))
+		permission_denied(cm->name, missing);
+	if (modes & MACHINE_RUN)
+		for (int i = 0; i < cm->def->nfunctions; i++)
+		{
+			Oid			oid = cm->functions[i].fn_oid;
+
+			if (pg_proc_aclcheck(oid, role, ACL_EXECUTE) != ACLCHECK_OK)
+				aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION,
+							   format_procedure(oid));
+		}
 	cm->checked_role = role;
+	cm->checked_modes |= modes;
+}
+
+/*
+ * The same for a machine by name, without compiling it: for the callers
+ * that run none of its code.  An unknown machine passes (its actors cannot
+ * exist).  Caller is connected to SPI.
+ */
+void
+machine_authorize_by_name(const char *name, AclMode modes)
+{
+	CacheEntry *entry = NULL;
+	StoredMachine stored;
+	AclMode		missing = 0;
+
+	if (machine_cache != NULL && strlen(name) < NAMEDATALEN)
+		entry = hash_search(machine_cache, name, HASH_FIND, NULL);
+	if (entry != NULL)
+	{
+		machine_authorize(entry->cm, modes & ~MACHINE_RUN);
+		return;
+	}
+	if (store_load_machine(name, ROW_NO_LOCK, &stored) &&
+		!privileges_held(GetUserId(), stored.owner, stored.acl, modes, &missing))
+		permission_denied(name, missing);
+}
+
+/* May the current role drop a machine and grant its privileges? */
+static void
+check_owner(const char *name, StoredMachine *stored)
+{
+	if (!has_privs_of_role(GetUserId(), stored->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of machine \"%s\"", name),
+				 errdetail("Machine \"%s\" belongs to role \"%s\".",
+						   name, role_name(stored->owner))));
 }
 
 /* What machine_define stores besides the definition itself */
@@ -466,6 +665,22 @@ resolve_definition(const MachineDef *def, const char *name, Resolved *out)
 	out->needs_worker = def->needs_worker;
 }
 
+static void
+compile_and_resolve(const char *json, const char *name, Resolved *resolved)
+{
+	MachineDef *def = compile_or_error(json);
+
+	PG_TRY();
+	{
+		resolve_definition(def, name, resolved);
+	}
+	PG_FINALLY();
+	{
+		md_free(def);
+	}
+	PG_END_TRY();
+}
+
 /* Does the launcher (preloaded) start a worker for this database? */
 static bool
 worker_serves_this_database(void)
@@ -486,8 +701,9 @@ machine_define(PG_FUNCTION_ARGS)
 	char	   *name;
 	Jsonb	   *definition;
 	char	   *json;
-	MachineDef *def;
 	Resolved	resolved;
+	StoredMachine stored;
+	int32		replaces = 0;
 	List	   *outside;
 	int32		revision;
 
@@ -497,23 +713,25 @@ machine_define(PG_FUNCTION_ARGS)
 				 errmsg("%s must not be NULL",
 						PG_ARGISNULL(0) ? "name" : "definition")));
 	PreventCommandIfReadOnly("machine_define()");
+	refuse_in_transition("define");
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	definition = PG_GETARG_JSONB_P(1);
 	check_machine_name(name);
 
 	json = JsonbToCString(NULL, &definition->root, VARSIZE(definition));
-	def = compile_or_error(json);
-	PG_TRY();
-	{
-		resolve_definition(def, name, &resolved);
-	}
-	PG_FINALLY();
-	{
-		md_free(def);
-	}
-	PG_END_TRY();
+	compile_and_resolve(json, name, &resolved);
 
 	SPI_connect();
+	/* a role that may not redefine it must not even queue for the lock */
+	if (store_load_machine(name, ROW_NO_LOCK, &stored))
+	{
+		AclMode		missing = 0;
+
+		if (!privileges_held(GetUserId(), stored.owner, stored.acl,
+							 MACHINE_DEFINE, &missing))
+			permission_denied(name, missing);
+		replaces = stored.revision;
+	}
 	LockRelationOid(store_instances_relid(), ShareLock);
 
 	outside = store_actors_outside(name, resolved.tags);
@@ -538,8 +756,13 @@ machine_define(PG_FUNCTION_ARGS)
 				 errhint("Keep those states, or move, stop or delete the actors first.")));
 	}
 
-	revision = store_save_machine(name, definition, resolved.functions,
+	revision = store_save_machine(name, replaces, definition, resolved.functions,
 								  resolved.machine_type, resolved.snapshot_spacing);
+	if (revision == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("machine \"%s\" was defined concurrently", name),
+				 errhint("Look at its definition again and retry.")));
 	CacheInvalidateRelcacheByRelid(lookup_machines_relid());
 	SPI_finish();
 
@@ -563,6 +786,7 @@ machine_definition(PG_FUNCTION_ARGS)
 	Jsonb	   *definition;
 
 	SPI_connect();
+	machine_authorize_by_name(name, MACHINE_READ);
 	definition = store_machine_definition(name);
 	if (definition != NULL)
 		definition = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(definition),
@@ -586,10 +810,18 @@ machine_drop(PG_FUNCTION_ARGS)
 {
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	bool		cascade = PG_GETARG_BOOL(1);
+	StoredMachine stored;
 	bool		dropped;
 
 	PreventCommandIfReadOnly("machine_drop()");
+	refuse_in_transition("drop");
 	SPI_connect();
+	if (!store_load_machine(name, ROW_NO_LOCK, &stored))
+	{
+		SPI_finish();
+		PG_RETURN_BOOL(false);
+	}
+	check_owner(name, &stored);
 	LockRelationOid(store_instances_relid(), ShareLock);
 	if (!cascade)
 	{
@@ -614,4 +846,104 @@ machine_drop(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	PG_RETURN_BOOL(dropped);
+}
+
+/* machine_grant and machine_revoke */
+static void
+change_privilege(FunctionCallInfo fcinfo, int modechg)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid			grantee = PG_GETARG_OID(1);
+	AclMode		mode = parse_privilege(text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	StoredMachine stored;
+	AclItem		item;
+
+	PreventCommandIfReadOnly(modechg == ACL_MODECHG_ADD ?
+							 "machine_grant()" : "machine_revoke()");
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(grantee)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role with OID %u does not exist", grantee)));
+	SPI_connect();
+	if (!store_load_machine(name, ROW_LOCK_UPDATE, &stored))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("machine \"%s\" does not exist", name)));
+	check_owner(name, &stored);
+	item.ai_grantee = grantee;
+	item.ai_grantor = stored.owner;
+	ACLITEM_SET_PRIVS_GOPTIONS(item, mode, ACL_NO_RIGHTS);
+	store_set_machine_acl(name, aclupdate(usable_acl(stored.acl), &item,
+										  modechg, stored.owner, DROP_RESTRICT));
+	CacheInvalidateRelcacheByRelid(lookup_machines_relid());
+	SPI_finish();
+}
+
+/*
+ * machine_grant(machine text, role regrole, privilege text) RETURNS void
+ *
+ * Give a role (and its members) a privilege on a machine: "read", "send",
+ * "delete" or "define".  Only the machine's owner grants.
+ */
+PG_FUNCTION_INFO_V1(machine_grant);
+Datum
+machine_grant(PG_FUNCTION_ARGS)
+{
+	change_privilege(fcinfo, ACL_MODECHG_ADD);
+	PG_RETURN_VOID();
+}
+
+/*
+ * machine_revoke(machine text, role regrole, privilege text) RETURNS void
+ */
+PG_FUNCTION_INFO_V1(machine_revoke);
+Datum
+machine_revoke(PG_FUNCTION_ARGS)
+{
+	change_privilege(fcinfo, ACL_MODECHG_DEL);
+	PG_RETURN_VOID();
+}
+
+/*
+ * machine_has_privilege(machine text, privilege text) RETURNS boolean
+ *
+ * Does the current role hold the privilege ("read", "send", "delete" or
+ * "define") on the machine, by ownership, grant or membership?
+ */
+PG_FUNCTION_INFO_V1(machine_has_privilege);
+Datum
+machine_has_privilege(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	AclMode		mode = parse_privilege(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	StoredMachine stored;
+	AclMode		missing = 0;
+	bool		held;
+
+	SPI_connect();
+	if (!store_load_machine(name, ROW_NO_LOCK, &stored))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("machine \"%s\" does not exist", name)));
+	held = privileges_held(GetUserId(), stored.owner, stored.acl, mode, &missing);
+	SPI_finish();
+	PG_RETURN_BOOL(held);
+}
+
+/*
+ * machine.machines_changed() RETURNS trigger
+ *
+ * AFTER statement trigger of machine.machines: whatever changed a machine,
+ * every session compiles it again before its next use.
+ */
+PG_FUNCTION_INFO_V1(machine_machines_changed);
+Datum
+machine_machines_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "machine.machines_changed() must be called as a trigger");
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+	return PointerGetDatum(NULL);
 }

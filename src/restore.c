@@ -70,7 +70,7 @@ fold_event(JournalEntry *entry, void *arg)
 	int			index;
 
 	CHECK_FOR_INTERRUPTS();
-	if (entry->version != f->version + 1)
+	if (f->version == PG_INT64_MAX || entry->version != f->version + 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_MACHINE_REPLAY_DIVERGED),
 				 errmsg("journal of actor \"%s\" has no version " INT64_FORMAT,
@@ -78,8 +78,8 @@ fold_event(JournalEntry *entry, void *arg)
 				 errdetail("The next journaled version is " INT64_FORMAT ".",
 						   entry->version)));
 
-	MemoryContextReset(f->step_context[entry->version % 2]);
-	old = MemoryContextSwitchTo(f->step_context[entry->version % 2]);
+	MemoryContextReset(f->step_context[entry->version & 1]);
+	old = MemoryContextSwitchTo(f->step_context[entry->version & 1]);
 
 	tag = state_tag(entry->event, "journaled event");
 	if (strcmp(tag, REWIND_TAG) == 0)
@@ -250,8 +250,13 @@ restore_actor(const char *actor_id, Jsonb **state)
 	PreventCommandIfReadOnly("machine_restore()");
 	SPI_connect();
 	if (!store_read_actor(actor_id, ROW_LOCK_UPDATE, &row))
-		outcome = NOTHING;
-	else if (row.status != ACTOR_STOPPED)
+	{
+		SPI_finish();
+		return NOTHING;
+	}
+	a.cm = machine_lookup(row.machine, false);
+	machine_authorize(a.cm, MACHINE_SEND | MACHINE_RUN);
+	if (row.status != ACTOR_STOPPED)
 		outcome = SKIPPED;
 	else
 	{
@@ -261,8 +266,6 @@ restore_actor(const char *actor_id, Jsonb **state)
 		a.actor_id = actor_id;
 		a.row = &row;
 		a.state = NULL;
-		a.cm = machine_lookup(row.machine, false);
-		machine_check_execute(a.cm);
 		restored = actor_transition(actor_id, restore_work, &a);
 		old = MemoryContextSwitchTo(caller);
 		*state = DatumGetJsonbPCopy(JsonbPGetDatum(restored));
@@ -397,12 +400,15 @@ restore_chunk(void *arg)
 		item->outcome = RESTORED;
 		if (!store_read_actor(item->actor_id, ROW_LOCK_UPDATE, &rows[i]))
 			item->outcome = NOTHING;
-		else if (rows[i].status != ACTOR_STOPPED)
-			item->outcome = SKIPPED;
 		else
 		{
 			cms[i] = machine_lookup(rows[i].machine, false);
-			machine_check_execute(cms[i]);
+			machine_authorize(cms[i], MACHINE_SEND | MACHINE_RUN);
+			if (rows[i].status != ACTOR_STOPPED)
+			{
+				item->outcome = SKIPPED;
+				cms[i] = NULL;
+			}
 		}
 		ids[i] = CStringGetTextDatum(item->actor_id);
 		/* actors not to restore fold nothing: upto 0 matches no row */
@@ -629,7 +635,7 @@ machine_replay_to(PG_FUNCTION_ARGS)
 	read_actor_or_error(actor_id, ROW_NO_LOCK, &row);
 	check_version_argument(actor_id, version, &row);
 	cm = machine_lookup(row.machine, false);
-	machine_check_execute(cm);
+	machine_authorize(cm, MACHINE_READ | MACHINE_RUN);
 	state = state_at(actor_id, &row, cm, version);
 	state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(state), false, -1);
 	SPI_finish();
@@ -668,7 +674,7 @@ rewind_work(void *arg)
 						 quote_literal_cstr(a->actor_id))));
 	check_version_argument(a->actor_id, a->version, &row);
 	cm = machine_lookup(row.machine, false);
-	machine_check_execute(cm);
+	machine_authorize(cm, MACHINE_SEND | MACHINE_RUN);
 	from = machine_state_index(cm, row.state_tag, a->actor_id);
 	state = state_at(a->actor_id, &row, cm, a->version);
 	to = machine_state_index(cm, state_tag(state, "state"), a->actor_id);
@@ -703,7 +709,7 @@ rewind_work(void *arg)
 	transition.actor_id = a->actor_id;
 	transition.row = &row;
 	transition.cm = cm;
-	transition.version = row.version + 1;
+	transition.version = next_version(a->actor_id, row.version);
 	transition.event = event_jsonb;
 	transition.event_tag = REWIND_TAG;
 	transition.old_state = row.state;
@@ -782,7 +788,7 @@ machine_history(PG_FUNCTION_ARGS)
 	SPI_connect();
 	read_actor_or_error(actor_id, ROW_NO_LOCK, &row);
 	cm = machine_lookup(row.machine, false);
-	machine_check_execute(cm);
+	machine_authorize(cm, MACHINE_READ | MACHINE_RUN);
 	if (cm->def->persistence.enabled && cm->def->persistence.journal_events)
 		(void) machine_fold(actor_id, cm, actor_initial_state(&row), row.version,
 							true, history_row, &h);

@@ -57,6 +57,21 @@ static int	send_depth = 0;
 
 int			machine_max_send_depth = 16;
 
+/*
+ * Refuse to define or drop a machine from inside a transition: the actors
+ * under way would go on with the machine that is being replaced.
+ */
+void
+refuse_in_transition(const char *what)
+{
+	if (send_depth > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("cannot %s a machine while a transition is in progress", what),
+				 errdetail("A guard, handler or effect of actor \"%s\" called it.",
+						   active_mailboxes->actor_id)));
+}
+
 void
 version_conflict(const char *actor_id, int64 expected, int64 actual)
 {
@@ -134,6 +149,19 @@ actor_record(const Transition *t)
 	}
 }
 
+/* The version after this one: history never wraps around */
+int64
+next_version(const char *actor_id, int64 version)
+{
+	if (version < 0 || version == PG_INT64_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("actor \"%s\" cannot move past version " INT64_FORMAT,
+						actor_id, version),
+				 errdetail("Versions run from 0 to " INT64_FORMAT ".", PG_INT64_MAX)));
+	return version + 1;
+}
+
 static void
 check_sendable(const char *actor_id, ActorRow *row)
 {
@@ -166,13 +194,12 @@ apply_event(const char *actor_id, Jsonb *event, const char *tag,
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("actor \"%s\" does not exist", actor_id)));
+	cm = machine_lookup(row.machine, false);
+	def = cm->def;
+	machine_authorize(cm, MACHINE_SEND | MACHINE_RUN);
 	check_sendable(actor_id, &row);
 	if (expected >= 0 && expected != row.version)
 		version_conflict(actor_id, expected, row.version);
-
-	cm = machine_lookup(row.machine, false);
-	def = cm->def;
-	machine_check_execute(cm);
 	check_event_payload(def, event, tag);
 	machine_step(cm, row.state, machine_state_index(cm, row.state_tag, actor_id),
 				 event, tag, &step);
@@ -193,7 +220,7 @@ apply_event(const char *actor_id, Jsonb *event, const char *tag,
 	transition.actor_id = actor_id;
 	transition.row = &row;
 	transition.cm = cm;
-	transition.version = row.version + 1;
+	transition.version = next_version(actor_id, row.version);
 	transition.event = event;
 	transition.event_tag = tag;
 	transition.old_state = row.state;

@@ -15,6 +15,14 @@
  * fully schema-qualified, operators included, so no search_path can change
  * what it means.  Callers must be connected to SPI.
  *
+ * Rights.  The tables belong to the extension: application roles hold no
+ * privilege on them and act through the functions, which check the
+ * machine's privileges (registry.c) first.  Every statement here runs as
+ * the tables' owner, as a security-restricted operation, as PostgreSQL
+ * runs a foreign key's checks as the referenced table's owner.  Nothing of
+ * the caller's runs meanwhile: the SQL text is fixed and calls no function
+ * a role could define.
+ *
  * Journal and snapshot rows are written with ON CONFLICT DO NOTHING and the
  * row count checked: a duplicate (actor_id, version) becomes the extension's
  * version-conflict error without the cost of a subtransaction.
@@ -24,12 +32,15 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "machine.h"
@@ -165,23 +176,41 @@ static SavedQuery delete_actors_of_query = {
 	1, {TEXTOID}
 };
 
-static SavedQuery load_machine_query = {
-	"SELECT revision, definition::pg_catalog.text, functions, machine_type "
-	"FROM machine.machines WHERE name OPERATOR(pg_catalog.=) $1",
-	1, {TEXTOID}
+#define MACHINE_COLUMNS \
+	"SELECT revision, definition::pg_catalog.text, functions, machine_type, " \
+	"owner::pg_catalog.oid, defined_by::pg_catalog.oid, acl " \
+	"FROM machine.machines WHERE name OPERATOR(pg_catalog.=) $1"
+
+static SavedQuery load_machine_query[] = {
+	[ROW_NO_LOCK] = {MACHINE_COLUMNS, 1, {TEXTOID}},
+	[ROW_LOCK_SHARE] = {MACHINE_COLUMNS " FOR SHARE", 1, {TEXTOID}},
+	[ROW_LOCK_UPDATE] = {MACHINE_COLUMNS " FOR NO KEY UPDATE", 1, {TEXTOID}},
 };
 
+static SavedQuery set_machine_acl_query = {
+	"UPDATE machine.machines SET acl = $2 WHERE name OPERATOR(pg_catalog.=) $1",
+	2, {TEXTOID, ACLITEMARRAYOID}
+};
+
+/*
+ * Create a machine, or replace the revision the caller checked ($7; 0 for a
+ * new machine): nothing is returned when another revision got there first.
+ * The owner and the privileges of an existing machine stay.
+ */
 static SavedQuery upsert_machine_query = {
 	"INSERT INTO machine.machines AS m "
-	"(name, revision, definition, functions, machine_type, snapshot_spacing) "
-	"VALUES ($1, 1, $2, $3, $4, $5) "
+	"(name, revision, definition, functions, machine_type, snapshot_spacing, "
+	" owner, defined_by) "
+	"VALUES ($1, 1, $2, $3, $4, $5, $6, $6) "
 	"ON CONFLICT (name) DO UPDATE SET "
 	"revision = m.revision OPERATOR(pg_catalog.+) 1, "
 	"definition = excluded.definition, functions = excluded.functions, "
 	"machine_type = excluded.machine_type, "
-	"snapshot_spacing = excluded.snapshot_spacing, defined_at = pg_catalog.now() "
+	"snapshot_spacing = excluded.snapshot_spacing, defined_at = pg_catalog.now(), "
+	"defined_by = excluded.defined_by "
+	"WHERE m.revision OPERATOR(pg_catalog.=) $7 "
 	"RETURNING revision",
-	5, {TEXTOID, JSONBOID, TEXTARRAYOID, TEXTOID, INTERVALOID}
+	7, {TEXTOID, JSONBOID, TEXTARRAYOID, TEXTOID, INTERVALOID, REGROLEOID, INT4OID}
 };
 
 static SavedQuery machine_definition_query = {
@@ -242,9 +271,9 @@ static SavedQuery move_timers_query = {
 static SavedQuery due_timers_query = {
 	"SELECT timer_id FROM machine.timers "
 	"WHERE due_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() "
-	"AND pg_catalog.pg_has_role(armed_by::pg_catalog.oid, 'USAGE') "
+	"AND pg_catalog.pg_has_role($2, armed_by::pg_catalog.oid, 'USAGE') "
 	"ORDER BY due_at, timer_id LIMIT $1 FOR UPDATE SKIP LOCKED",
-	1, {INT4OID}
+	2, {INT4OID, OIDOID}
 };
 
 /*
@@ -261,7 +290,9 @@ static SavedQuery take_timer_query = {
 /*
  * Spaced snapshots: running actors of machines with a spacing whose version
  * moved past their latest snapshot, and whose latest snapshot (if any) is
- * older than the spacing.  Actors in the middle of a send are skipped.
+ * older than the spacing.  Actors in the middle of a send are skipped.  A
+ * spacing longer than any a definition accepts (a row edited by hand) is
+ * read as that longest one, so it cannot take the date out of range.
  */
 static SavedQuery spaced_snapshots_query = {
 	"WITH due AS (SELECT i.actor_id, i.version, i.state, i.state_tag "
@@ -274,7 +305,8 @@ static SavedQuery spaced_snapshots_query = {
 	"                 WHERE s.actor_id OPERATOR(pg_catalog.=) i.actor_id "
 	"                 AND (s.version OPERATOR(pg_catalog.>=) i.version "
 	"                      OR s.taken_at OPERATOR(pg_catalog.>) "
-	"                         (pg_catalog.now() OPERATOR(pg_catalog.-) m.snapshot_spacing))) "
+	"                         (pg_catalog.now() OPERATOR(pg_catalog.-) "
+	"                          LEAST(m.snapshot_spacing, '" MD_MAX_INTERVAL_TEXT "'::pg_catalog.interval)))) "
 	"             LIMIT $1 FOR SHARE OF i SKIP LOCKED) "
 	"INSERT INTO machine.snapshots (actor_id, version, state, state_tag) "
 	"SELECT actor_id, version, state, state_tag FROM due "
@@ -289,6 +321,7 @@ static const char *const status_names[] = {
 };
 
 static Oid	instances_relid = InvalidOid;
+static Oid	tables_owner = InvalidOid;
 
 static Interval *
 interval_of(int64 us)
@@ -315,6 +348,44 @@ actor_status_parse(const char *name)
 	return ACTOR_RUNNING;		/* keep compiler quiet */
 }
 
+/* The role that owns the extension's tables */
+static Oid
+store_owner(void)
+{
+	if (!OidIsValid(tables_owner))
+	{
+		HeapTuple	tuple = SearchSysCache1(RELOID,
+											ObjectIdGetDatum(store_instances_relid()));
+
+		if (!HeapTupleIsValid(tuple))
+			elog(ERROR, "cache lookup failed for machine.instances");
+		tables_owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+		ReleaseSysCache(tuple);
+	}
+	return tables_owner;
+}
+
+/*
+ * Act as the tables' owner until store_unbecome_owner(); an error on the way
+ * needs no cleanup, since (sub)transaction abort restores the user.
+ */
+void
+store_become_owner(AsOwner *saved)
+{
+	Oid			owner = store_owner();
+
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	SetUserIdAndSecContext(owner, saved->sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+void
+store_unbecome_owner(AsOwner *saved)
+{
+	SetUserIdAndSecContext(saved->userid, saved->sec_context);
+}
+
 /* The plan of a saved query, prepared on first use in this backend */
 static SPIPlanPtr
 prepared(SavedQuery *query)
@@ -336,9 +407,12 @@ prepared(SavedQuery *query)
 static int
 run_with_nulls(SavedQuery *query, Datum *values, const char *nulls, long count)
 {
-	int			rc = SPI_execute_plan(prepared(query), values, nulls, false,
-									  count);
+	AsOwner		saved;
+	int			rc;
 
+	store_become_owner(&saved);
+	rc = SPI_execute_plan(prepared(query), values, nulls, false, count);
+	store_unbecome_owner(&saved);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	return rc;
@@ -406,7 +480,10 @@ store_forget_relation(Oid relid)
 {
 	store_direct_forget(relid);
 	if (relid == InvalidOid || relid == instances_relid)
+	{
 		instances_relid = InvalidOid;
+		tables_owner = InvalidOid;
+	}
 }
 
 /*
@@ -424,8 +501,7 @@ store_read_actor(const char *actor_id, RowLock lock, ActorRow *row)
 	Datum		values[1] = {CStringGetTextDatum(actor_id)};
 	bool		isnull;
 
-	if (lock == ROW_LOCK_UPDATE &&
-		store_direct_permits(DIRECT_INSTANCES, ACL_SELECT | ACL_UPDATE))
+	if (lock == ROW_LOCK_UPDATE && store_direct_usable(DIRECT_INSTANCES))
 		return store_direct_lock_actor(actor_id, row);
 	if (lock != ROW_NO_LOCK)
 		LockRelationOid(store_instances_relid(), RowExclusiveLock);
@@ -474,8 +550,7 @@ store_update_actor(const char *actor_id, ActorRow *row, ActorStatus status,
 		CStringGetTextDatum(tag),
 	};
 
-	if (ItemPointerIsValid(&row->tid) &&
-		store_direct_permits(DIRECT_INSTANCES, ACL_UPDATE))
+	if (ItemPointerIsValid(&row->tid) && store_direct_usable(DIRECT_INSTANCES))
 	{
 		store_direct_update_actor(actor_id, row, status, version, state, tag);
 		return;
@@ -522,7 +597,7 @@ store_append_event(const char *actor_id, int64 version, Jsonb *event,
 	};
 	bool		appended;
 
-	if (store_direct_permits(DIRECT_EVENTS, ACL_INSERT))
+	if (store_direct_usable(DIRECT_EVENTS))
 		appended = store_direct_append_event(actor_id, version, event, tag);
 	else
 	{
@@ -565,7 +640,7 @@ store_append_snapshot(const char *actor_id, int64 version, Jsonb *state,
 {
 	bool		appended;
 
-	if (store_direct_permits(DIRECT_SNAPSHOTS, ACL_INSERT))
+	if (store_direct_usable(DIRECT_SNAPSHOTS))
 		appended = store_direct_append_snapshot(actor_id, version, state, tag);
 	else
 		appended = store_insert_snapshot(actor_id, version, state, tag);
@@ -600,13 +675,21 @@ store_latest_snapshot(const char *actor_id, int64 upto, int64 *version)
  * memory whole; each batch's memory is freed after it.
  */
 static void
-fetch_journal(Portal portal, bool with_pos, EventCallback callback, void *arg)
+fetch_journal(SavedQuery *query, Datum *values, bool with_pos,
+			  EventCallback callback, void *arg)
 {
 	int			first = with_pos ? 2 : 1;
+	AsOwner		saved;
+	Portal		portal;
 
+	store_become_owner(&saved);
+	portal = SPI_cursor_open(NULL, prepared(query), values, NULL, false);
+	store_unbecome_owner(&saved);
 	for (;;)
 	{
+		store_become_owner(&saved);
 		SPI_cursor_fetch(portal, true, 1000);
+		store_unbecome_owner(&saved);
 		if (SPI_processed == 0)
 			break;
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -637,9 +720,7 @@ store_scan_events(const char *actor_id, int64 after, int64 upto,
 		Int64GetDatum(upto),
 	};
 
-	fetch_journal(SPI_cursor_open(NULL, prepared(&scan_events_query), values,
-								  NULL, false),
-				  false, callback, arg);
+	fetch_journal(&scan_events_query, values, false, callback, arg);
 }
 
 static ArrayType *
@@ -694,9 +775,7 @@ store_scan_events_of(Datum *ids, Datum *afters, Datum *uptos, int n,
 		PointerGetDatum(int8_array(uptos, n)),
 	};
 
-	fetch_journal(SPI_cursor_open(NULL, prepared(&scan_events_of_query), values,
-								  NULL, false),
-				  true, callback, arg);
+	fetch_journal(&scan_events_of_query, values, true, callback, arg);
 }
 
 int64
@@ -720,44 +799,65 @@ store_delete_actors_of(const char *machine)
 	run(&delete_actors_of_query, values, 1);
 }
 
-/* The stored row of a machine; false when there is none */
+/* The stored row of a machine, optionally locked; false when there is none */
 bool
-store_load_machine(const char *name, StoredMachine *stored)
+store_load_machine(const char *name, RowLock lock, StoredMachine *stored)
 {
 	Datum		values[1] = {CStringGetTextDatum(name)};
 	bool		isnull;
+	Datum		acl;
 
-	run(&load_machine_query, values, 1);
+	run(&load_machine_query[lock], values, 1);
 	if (SPI_processed == 0)
 		return false;
 	stored->revision = DatumGetInt32(column(0, 1, &isnull));
 	stored->definition = text_column(0, 2);
 	stored->functions = DatumGetArrayTypePCopy(column(0, 3, &isnull));
 	stored->machine_type = text_column(0, 4);
+	stored->owner = DatumGetObjectId(column(0, 5, &isnull));
+	stored->defined_by = DatumGetObjectId(column(0, 6, &isnull));
+	acl = column(0, 7, &isnull);
+	stored->acl = isnull ? NULL : DatumGetAclPCopy(acl);
 	SPI_freetuptable(SPI_tuptable);
 	return true;
 }
 
+/* Replace the privileges of a machine the caller locked */
+void
+store_set_machine_acl(const char *name, Acl *acl)
+{
+	Datum		values[2] = {CStringGetTextDatum(name), PointerGetDatum(acl)};
+
+	run(&set_machine_acl_query, values, 0);
+}
+
 /*
- * Insert or replace a machine; returns its new revision.  snapshot_spacing
+ * Insert a machine owned by the current role, or replace revision
+ * "replaces" of it (0: none), as defined by the current role; returns the
+ * new revision, or 0 when "replaces" was not the latest.  snapshot_spacing
  * is in microseconds, or 0 for a schedule that is not "spaced".
  */
 int32
-store_save_machine(const char *name, Jsonb *definition, ArrayType *functions,
-				   const char *machine_type, int64 snapshot_spacing)
+store_save_machine(const char *name, int32 replaces, Jsonb *definition,
+				   ArrayType *functions, const char *machine_type,
+				   int64 snapshot_spacing)
 {
-	Datum		values[5] = {
+	Datum		values[7] = {
 		CStringGetTextDatum(name),
 		JsonbPGetDatum(definition),
 		PointerGetDatum(functions),
 		CStringGetTextDatum(machine_type),
 		IntervalPGetDatum(interval_of(snapshot_spacing)),
+		ObjectIdGetDatum(GetUserId()),
+		Int32GetDatum(replaces),
 	};
-	char		nulls[5] = {' ', ' ', ' ', ' ', snapshot_spacing > 0 ? ' ' : 'n'};
+	char		nulls[7] = {' ', ' ', ' ', ' ', snapshot_spacing > 0 ? ' ' : 'n', ' ', ' '};
 	bool		isnull;
 	int32		revision;
 
 	run_with_nulls(&upsert_machine_query, values, nulls, 1);
+	if (SPI_processed == 0)
+		return 0;
 	revision = DatumGetInt32(column(0, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 	return revision;
@@ -860,7 +960,7 @@ store_move_timers(const char *actor_id, int64 version)
 List *
 store_claim_timers(int limit)
 {
-	Datum		values[1] = {Int32GetDatum(limit)};
+	Datum		values[2] = {Int32GetDatum(limit), ObjectIdGetDatum(GetUserId())};
 	List	   *result = NIL;
 
 	run(&due_timers_query, values, 0);

@@ -21,9 +21,10 @@
  * The direct path is taken only while the tables are as the install script
  * made them (columns per tables.h, plain column indexes, no row security,
  * no triggers but the foreign key's, whose key column a send never
- * changes), and for a role that has USAGE on schema machine and the
- * statement's privileges on the whole table; otherwise store.c's SQL does the same work.  Any relcache
- * invalidation of the tables makes the next send check again.
+ * changes); otherwise store.c's SQL does the same work.  Any relcache
+ * invalidation of the tables makes the next send check again.  Like the
+ * SQL, it acts for the extension: the caller's privileges on the machine
+ * were checked before (registry.c), and the tables grant it none.
  *
  *-------------------------------------------------------------------------
  */
@@ -42,8 +43,6 @@
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
-#include "storage/proc.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
@@ -95,27 +94,12 @@ static DirectTable tables[NTABLES] = {
 	[SNAPSHOTS] = {"snapshots", Natts_snapshots, snapshots_columns, journal_types, 2, 1},
 };
 
-static Oid	machine_namespace = InvalidOid;
-
 static enum
 {
 	DIRECT_UNKNOWN,
 	DIRECT_USABLE,
 	DIRECT_UNUSABLE
 }			direct_status = DIRECT_UNKNOWN;
-
-/*
- * Privileges found held, for one role in one transaction: a send checks
- * them once per transaction, not on every call.  Any invalidation of the
- * tables forgets them too.
- */
-static struct
-{
-	Oid			role;
-	LocalTransactionId lxid;
-	bool		usage;			/* of schema machine */
-	AclMode		held[NTABLES];
-}			granted;
 
 /* An open table with its indexes, for writing */
 typedef struct OpenTable
@@ -201,7 +185,6 @@ check_tables(void)
 
 	if (!OidIsValid(nsp))
 		return false;
-	machine_namespace = nsp;
 	for (int i = 0; i < NTABLES; i++)
 	{
 		Relation	rel;
@@ -223,48 +206,19 @@ check_tables(void)
 	return true;
 }
 
-/*
- * May this access to a table take the direct path?  Only while the tables
- * are as installed, and only for a role with the table-level privileges the
- * SQL statement would need: anything else (column privileges, or none) goes
- * through SQL, which applies PostgreSQL's own checks and messages.
- */
+/* May this access to a table take the direct path? */
 bool
-store_direct_permits(DirectTableId table, AclMode mode)
+store_direct_usable(DirectTableId table)
 {
-	Oid			role = GetUserId();
-
 	if (direct_status == DIRECT_UNKNOWN)
 		direct_status = check_tables() ? DIRECT_USABLE : DIRECT_UNUSABLE;
-	if (direct_status != DIRECT_USABLE)
-		return false;
-
-	if (granted.role != role || granted.lxid != MyProc->lxid)
-	{
-		memset(&granted, 0, sizeof(granted));
-		granted.role = role;
-		granted.lxid = MyProc->lxid;
-	}
-	if ((granted.held[table] & mode) == mode)
-		return true;
-	if (!granted.usage)
-	{
-		if (pg_namespace_aclcheck(machine_namespace, role, ACL_USAGE) != ACLCHECK_OK)
-			return false;
-		granted.usage = true;
-	}
-	/* every privilege of mode: pg_class_aclcheck() is content with any */
-	if (pg_class_aclmask(tables[table].relid, role, mode, ACLMASK_ALL) != mode)
-		return false;
-	granted.held[table] |= mode;
-	return true;
+	return direct_status == DIRECT_USABLE;
 }
 
 /* Relcache invalidation: check the tables again before the next send */
 void
 store_direct_forget(Oid relid)
 {
-	memset(&granted, 0, sizeof(granted));
 	if (relid == InvalidOid)
 		direct_status = DIRECT_UNKNOWN;
 	for (int i = 0; i < NTABLES; i++)

@@ -23,8 +23,11 @@
  * no LISTEN, no SET ROLE) and every setting it changes is undone after it,
  * as PostgreSQL does for index expressions run by VACUUM: the timer's
  * role can leave nothing behind in the session of the role that fired it.
- * Because armed_by decides who the code runs as, the trigger
- * machine.timers_guard() lets only superusers write another role there.
+ * The code is the machine's when the timer fires, so it runs only while
+ * the roles that chose it may act as the armer (machine_authorize); only
+ * the extension writes armed_by, as the role that sent.  In the worker,
+ * machine.timer_timeout bounds each timer, so that one slow handler cannot
+ * hold back every other timer of the database.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,7 +35,6 @@
 
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
-#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -43,6 +45,7 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
+#include "utils/timeout.h"
 
 #include "machine.h"
 
@@ -111,9 +114,35 @@ send_as_armer(void *arg)
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	save_nestlevel = NewGUCNestLevel();
+	machine_firing_timer = true;
 	(void) actor_send(timer->actor_id, timer->event, timer->armed_version);
+	machine_firing_timer = false;
 	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
+/*
+ * Bound a timer's work in the worker, as statement_timeout bounds a
+ * statement: no statement starts there, so nothing else would.  A backend
+ * running machine_run_maintenance() has its own statement_timeout.
+ */
+static void
+timer_timeout_start(void)
+{
+	if (IsBackgroundWorker && machine_timer_timeout > 0)
+		enable_timeout_after(STATEMENT_TIMEOUT, machine_timer_timeout);
+}
+
+static void
+timer_timeout_stop(void)
+{
+	if (IsBackgroundWorker && machine_timer_timeout > 0)
+	{
+		disable_timeout(STATEMENT_TIMEOUT, false);
+		/* one that expired after the work was done cancels nothing else */
+		if (get_timeout_indicator(STATEMENT_TIMEOUT, true))
+			QueryCancelPending = false;
+	}
 }
 
 /* Fire one claimed timer, in a subtransaction of its own */
@@ -134,7 +163,10 @@ fire_timer(int64 timer_id)
 		return TIMER_FAILED;
 	}
 
+	timer_timeout_start();
 	error = in_subtransaction(send_as_armer, &timer);
+	machine_firing_timer = false;
+	timer_timeout_stop();
 	if (error == NULL)
 		return TIMER_FIRED;
 	if (stale_timer_error(error->sqlerrcode))
@@ -150,6 +182,36 @@ fire_timer(int64 timer_id)
 	}
 	FreeErrorData(error);
 	return outcome;
+}
+
+typedef struct SpacedArgs
+{
+	int			limit;
+	int			taken;
+} SpacedArgs;
+
+static void
+spaced_snapshots_work(void *arg)
+{
+	SpacedArgs *a = arg;
+
+	a->taken = store_take_spaced_snapshots(a->limit);
+}
+
+/* Spaced snapshots, in a subtransaction: a failure is logged, not raised */
+static int
+take_spaced_snapshots(int limit)
+{
+	SpacedArgs	a = {limit, 0};
+	ErrorData  *error = in_subtransaction(spaced_snapshots_work, &a);
+
+	if (error == NULL)
+		return a.taken;
+	ereport(WARNING,
+			(errmsg("could not take spaced snapshots: %s", error->message),
+			 error->detail ? errdetail_internal("%s", error->detail) : 0));
+	FreeErrorData(error);
+	return 0;
 }
 
 /*
@@ -181,7 +243,7 @@ maintenance_batch(int max_items, MaintenanceCounts *counts)
 				break;
 		}
 	}
-	snapshots = store_take_spaced_snapshots(max_items);
+	snapshots = take_spaced_snapshots(max_items);
 	counts->snapshots += snapshots;
 	return list_length(due) >= max_items || snapshots >= max_items;
 }
@@ -221,96 +283,4 @@ machine_run_maintenance(PG_FUNCTION_ARGS)
 	values[2] = Int32GetDatum(counts.failed);
 	values[3] = Int32GetDatum(counts.snapshots);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
-}
-
-static const char *
-role_name(Oid role)
-{
-	char	   *name = GetUserNameFromId(role, true);
-
-	return name ? name : psprintf("%u", role);
-}
-
-/*
- * machine.timers_guard() RETURNS trigger
- *
- * BEFORE INSERT OR UPDATE ON machine.timers, FOR EACH ROW.  A timer fires
- * as the role in its armed_by column, so that column is an identity, not
- * data: a role that is not a superuser may arm timers only as itself, and
- * of a timer another role armed it may change only armed_version (a send
- * that keeps the state moves the state's timers along).
- */
-PG_FUNCTION_INFO_V1(machine_timers_guard);
-Datum
-machine_timers_guard(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	TupleDesc	tupdesc;
-	HeapTuple	newtuple;
-	int			armed_by_att;
-	int			armed_version_att;
-	Oid			me = GetUserId();
-	Oid			armed_by;
-	bool		isnull;
-
-	if (!CALLED_AS_TRIGGER(fcinfo) ||
-		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		!(TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
-		  TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
-		elog(ERROR, "machine.timers_guard() must be a BEFORE INSERT OR UPDATE row trigger");
-
-	tupdesc = trigdata->tg_relation->rd_att;
-	newtuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
-		trigdata->tg_newtuple : trigdata->tg_trigtuple;
-	if (superuser())
-		return PointerGetDatum(newtuple);
-
-	armed_by_att = SPI_fnumber(tupdesc, "armed_by");
-	armed_version_att = SPI_fnumber(tupdesc, "armed_version");
-	if (armed_by_att <= 0 || armed_version_att <= 0)
-		elog(ERROR, "machine.timers lacks column armed_by or armed_version");
-
-	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-	{
-		HeapTuple	oldtuple = trigdata->tg_trigtuple;
-		Oid			old_by = DatumGetObjectId(heap_getattr(oldtuple, armed_by_att,
-														   tupdesc, &isnull));
-
-		if (old_by != me)
-		{
-			for (int i = 1; i <= tupdesc->natts; i++)
-			{
-				Form_pg_attribute att = TupleDescAttr(tupdesc, i - 1);
-				bool		old_null;
-				bool		new_null;
-				Datum		old_value;
-				Datum		new_value;
-
-				if (att->attisdropped || i == armed_version_att)
-					continue;
-				old_value = heap_getattr(oldtuple, i, tupdesc, &old_null);
-				new_value = heap_getattr(newtuple, i, tupdesc, &new_null);
-				if (old_null != new_null ||
-					(!old_null && !datum_image_eq(old_value, new_value,
-												  att->attbyval, att->attlen)))
-					ereport(ERROR,
-							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-							 errmsg("permission denied to change column \"%s\" of a timer armed by role \"%s\"",
-									NameStr(att->attname), role_name(old_by)),
-							 errdetail("A timer fires as the role that armed it; another role may only move it to a new armed_version.")));
-			}
-			return PointerGetDatum(newtuple);
-		}
-	}
-
-	armed_by = DatumGetObjectId(heap_getattr(newtuple, armed_by_att, tupdesc,
-											 &isnull));
-	if (!isnull && armed_by != me)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to arm a timer as role \"%s\"",
-						role_name(armed_by)),
-				 errdetail("A timer fires as the role that armed it; only a superuser may arm one for another role.")));
-	return PointerGetDatum(newtuple);
 }
