@@ -12,9 +12,11 @@
  *
  * Messages go into the caller's buffer, cut to its size, always terminated,
  * and never cut inside a UTF-8 sequence: names may be any UTF-8 text, and
- * the server passes the message on as text.  A cut message is a prefix of
- * the whole one: nothing is added after a cut.  A NULL or empty buffer gets
- * nothing.  The first failure is the one reported: every caller returns
+ * the server passes the message on as text.  So that a huge name cannot
+ * push the reason out of the buffer, a key longer than MD_PATH_KEY_SHOWN
+ * bytes is shown by its beginning and "...", and a problem too long for
+ * the room left keeps its beginning and its end around "...".  A NULL or
+ * empty buffer gets nothing.  The first failure is the one reported: every caller returns
  * false at once, so nothing overwrites it.
  *
  * Like the rest of the compiler this uses libc only, never server headers.
@@ -23,6 +25,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "definition_internal.h"
@@ -144,6 +147,41 @@ md_out_vprintf(MdOut *out, const char *fmt, va_list ap)
  * ----------------------------------------------------------------
  */
 
+/* Keys longer than this are shown by their first bytes and "..." */
+#define MD_PATH_KEY_SHOWN 64
+
+static bool
+md_is_continuation(char ch)
+{
+	return (((unsigned char) ch) & 0xC0) == 0x80;
+}
+
+/* How many bytes of a key a path shows: all, or a prefix of whole characters */
+static size_t
+md_key_shown(const char *key, bool *abbreviated)
+{
+	size_t		len = strlen(key);
+	size_t		shown = MD_PATH_KEY_SHOWN;
+
+	*abbreviated = len > MD_PATH_KEY_SHOWN + 3;
+	if (!*abbreviated)
+		return len;
+	while (shown > 0 && md_is_continuation(key[shown]))
+		shown--;
+	return shown;
+}
+
+static void
+md_out_key(MdOut *out, const char *key)
+{
+	bool		abbreviated;
+	size_t		shown = md_key_shown(key, &abbreviated);
+
+	md_out_append(out, key, shown);
+	if (abbreviated)
+		md_out_append(out, "...", 3);
+}
+
 /* Render a path, root first; the recursion is as deep as the JSON nesting */
 static void
 md_out_path(MdOut *out, const MdPath *path)
@@ -160,7 +198,7 @@ md_out_path(MdOut *out, const MdPath *path)
 		if (path->key[0] == '\0')
 			md_out_append(out, "\"\"", 2);
 		else
-			md_out_append(out, path->key, strlen(path->key));
+			md_out_key(out, path->key);
 	}
 	else
 	{
@@ -182,8 +220,11 @@ md_path_len(const MdPath *path)
 	{
 		if (path->key != NULL)
 		{
+			bool		abbreviated;
+
 			len += path->parent != NULL ? 1 : 0;
-			len += path->key[0] == '\0' ? 2 : strlen(path->key);
+			len += path->key[0] == '\0' ? 2 :
+				md_key_shown(path->key, &abbreviated) + (abbreviated ? 3 : 0);
 		}
 		else
 		{
@@ -219,6 +260,38 @@ md_path_string(MdCompiler *c, MdArena *arena, const MdPath *path)
  * ----------------------------------------------------------------
  */
 
+/*
+ * Append text, keeping its beginning and its end around "..." when it does
+ * not fit: a problem names a value first and says what is wrong at the end.
+ */
+static void
+md_out_elided(MdOut *out, const char *text, size_t len)
+{
+	size_t		room;
+	size_t		keep;
+	size_t		head;
+	size_t		tail;
+
+	if (out->size == 0 || out->cut)
+		return;
+	room = out->size - 1 - out->len;
+	if (len <= room || room < 16)
+	{
+		md_out_append(out, text, len);
+		return;
+	}
+	keep = (room - 3) / 2;
+	head = keep;
+	while (head > 0 && md_is_continuation(text[head]))
+		head--;
+	tail = len - keep;
+	while (tail < len && md_is_continuation(text[tail]))
+		tail++;
+	md_out_append(out, text, head);
+	md_out_append(out, "...", 3);
+	md_out_append(out, text + tail, len - tail);
+}
+
 static bool md_vfail(MdCompiler *c, const MdPath *at, const char *at_text,
 					 const char *fmt, va_list ap)
 MD_PRINTF(4, 0);
@@ -229,6 +302,10 @@ md_vfail(MdCompiler *c, const MdPath *at, const char *at_text,
 {
 	MdOut		out;
 
+	va_list		measure;
+	int			n;
+	char	   *problem;
+
 	md_out_init(&out, c->errbuf, c->errlen);
 	if (at != NULL)
 		md_out_path(&out, at);
@@ -237,7 +314,19 @@ md_vfail(MdCompiler *c, const MdPath *at, const char *at_text,
 	else
 		md_out_append(&out, "definition", strlen("definition"));
 	md_out_append(&out, ": ", 2);
-	md_out_vprintf(&out, fmt, ap);
+
+	va_copy(measure, ap);
+	n = vsnprintf(NULL, 0, fmt, measure);
+	va_end(measure);
+	problem = n >= 0 ? malloc((size_t) n + 1) : NULL;
+	if (problem == NULL)
+	{
+		md_out_vprintf(&out, fmt, ap);
+		return false;
+	}
+	vsnprintf(problem, (size_t) n + 1, fmt, ap);
+	md_out_elided(&out, problem, (size_t) n);
+	free(problem);
 	return false;
 }
 

@@ -407,8 +407,12 @@ machine_lookup(const char *name, bool missing_ok)
 		deconstruct_array(stored.functions, TEXTOID, -1, false, TYPALIGN_INT,
 						  &names, NULL, &nnames);
 		if (nnames != cm->def->nfunctions)
-			elog(ERROR, "machine \"%s\" has %d stored functions, expected %d",
-				 name, nnames, cm->def->nfunctions);
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("machine \"%s\" has %d stored functions, but its definition names %d",
+							name, nnames, cm->def->nfunctions),
+					 errdetail("Its row in machine.machines was changed by hand."),
+					 errhint("Define the machine again.")));
 		cm->functions = MemoryContextAllocZero(context,
 											   sizeof(FmgrInfo) * Max(nnames, 1));
 		cm->busy = MemoryContextAllocZero(context, sizeof(bool) * Max(nnames, 1));

@@ -87,8 +87,12 @@ fold_event(JournalEntry *entry, void *arg)
 		JsonbValue *v = jsonb_field(entry->event, "state");
 
 		if (v == NULL || v->type != jbvBinary)
-			elog(ERROR, "journal row " INT64_FORMAT " of actor \"%s\" is a rewind without a state",
-				 entry->version, f->actor_id);
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("journal row " INT64_FORMAT " of actor \"%s\" is a rewind without a state",
+							entry->version, f->actor_id),
+					 errdetail("A \"%s\" entry holds the state it rewound to in its field \"state\".",
+							   REWIND_TAG)));
 		state = JsonbValueToJsonb(v);
 		index = machine_state_index(f->cm, state_tag(state, "state"), f->actor_id);
 	}

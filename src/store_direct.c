@@ -110,6 +110,28 @@ typedef struct OpenTable
 	IndexInfo **info;
 } OpenTable;
 
+/*
+ * Open a table of the direct path by its remembered OID.  A DROP EXTENSION
+ * that commits while a session holds the OID leaves nothing to open: say
+ * so clearly, and look the tables up again on the next call.
+ */
+static Relation
+open_direct(DirectTable *t, LOCKMODE lockmode)
+{
+	Relation	rel = try_table_open(t->relid, lockmode);
+
+	if (rel == NULL)
+	{
+		direct_status = DIRECT_UNKNOWN;
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table machine.%s was dropped during the call", t->name),
+				 errdetail("The extension was dropped, or dropped and created again, concurrently."),
+				 errhint("Retry the call.")));
+	}
+	return rel;
+}
+
 /* Is a table of the direct path as the install script made it? */
 static bool
 table_is_plain(Relation rel, DirectTable *t)
@@ -193,7 +215,7 @@ check_tables(void)
 		tables[i].relid = get_relname_relid(tables[i].name, nsp);
 		if (!OidIsValid(tables[i].relid))
 			return false;
-		rel = table_open(tables[i].relid, AccessShareLock);
+		rel = open_direct(&tables[i], AccessShareLock);
 		plain = table_is_plain(rel, &tables[i]);
 		table_close(rel, AccessShareLock);
 		if (!plain)
@@ -250,7 +272,7 @@ open_indexes(OpenTable *ot)
 static void
 open_table(DirectTable *t, OpenTable *ot, bool with_indexes)
 {
-	ot->rel = table_open(t->relid, RowExclusiveLock);
+	ot->rel = open_direct(t, RowExclusiveLock);
 	ot->nindexes = 0;
 	if (with_indexes)
 		open_indexes(ot);
@@ -348,7 +370,7 @@ store_direct_lock_actor(const char *actor_id, ActorRow *row)
 
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	rel = table_open(tables[INSTANCES].relid, RowExclusiveLock);
+	rel = open_direct(&tables[INSTANCES], RowExclusiveLock);
 	slot = table_slot_create(rel, NULL);
 
 	found = fetch_by_pkey(rel, &tables[INSTANCES], snapshot, actor_id, 0, slot);
