@@ -114,3 +114,12 @@ SELECT machine_define('fragile', '{"initial": "A", "states": {"A": {"on": {"Go":
 SELECT machine_spawn('fragile-1', 'fragile');
 DROP FUNCTION defs.temporary_guard(jsonb, jsonb);
 SELECT machine_send('fragile-1', '{"_tag": "Go"}');
+
+-- a machine's row changed by hand (by the tables' owner): sessions that
+-- compiled the machine see the change at once
+SELECT machine_define('by_hand', '{"initial": "A", "states": {"A": {"on": {"Go": "B"}}, "B": {}, "C": {}}}');
+SELECT state FROM machine_simulate('by_hand', ARRAY['{"_tag": "Go"}']::jsonb[]) WHERE step = 1;
+UPDATE machine.machines SET definition = jsonb_set(definition, '{states,A,on,Go}', '"C"')
+ WHERE name = 'by_hand';
+SELECT state FROM machine_simulate('by_hand', ARRAY['{"_tag": "Go"}']::jsonb[]) WHERE step = 1;
+SELECT machine_drop('by_hand');

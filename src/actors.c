@@ -2,8 +2,8 @@
  *
  * actors.c
  *	  The life of an actor apart from sends (SPEC §3, §4): machine_spawn,
- *	  machine_state, machine_version, machine_stop, machine_delete,
- *	  machine_persist.
+ *	  machine_state, machine_version, machine_matches, machine_can,
+ *	  machine_stop, machine_delete, machine_persist.
  *
  * Status.  An actor in machine.instances is "running", "done" (it reached a
  * final state; sends are refused) or "stopped" (it keeps its row, which
@@ -149,6 +149,71 @@ machine_version(PG_FUNCTION_ARGS)
 	if (!found)
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(row.version);
+}
+
+/*
+ * machine_matches(actor_id text, tag text) RETURNS boolean
+ *
+ * Is the actor in that state?  NULL when there is no such actor.
+ */
+PG_FUNCTION_INFO_V1(machine_matches);
+Datum
+machine_matches(PG_FUNCTION_ARGS)
+{
+	char	   *actor_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *tag = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	ActorRow	row;
+	bool		found;
+
+	SPI_connect();
+	found = store_read_actor(actor_id, ROW_NO_LOCK, &row);
+	if (found)
+		machine_authorize_by_name(row.machine, MACHINE_READ);
+	SPI_finish();
+
+	if (!found)
+		PG_RETURN_NULL();
+	PG_RETURN_BOOL(strcmp(row.state_tag, tag) == 0);
+}
+
+/*
+ * machine_can(actor_id text, event jsonb) RETURNS boolean
+ *
+ * Would the actor handle this event now?  Its guards run (as they would
+ * for a send, so a guard with side effects has them); nothing is locked or
+ * written.  False for a stopped or done actor and for an event its state
+ * does not accept; NULL when there is no such actor.  An event that is not
+ * one, or whose payload does not fit its schema, is an error, as for a
+ * send.
+ */
+PG_FUNCTION_INFO_V1(machine_can);
+Datum
+machine_can(PG_FUNCTION_ARGS)
+{
+	char	   *actor_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Jsonb	   *event = PG_GETARG_JSONB_P(1);
+	char	   *tag = event_tag(event);
+	ActorRow	row;
+	CompiledMachine *cm;
+	bool		had_rule;
+	bool		can = false;
+
+	SPI_connect();
+	if (!store_read_actor(actor_id, ROW_NO_LOCK, &row))
+	{
+		SPI_finish();
+		PG_RETURN_NULL();
+	}
+	cm = machine_lookup(row.machine, false);
+	machine_authorize(cm, MACHINE_READ | MACHINE_RUN);
+	check_event_payload(cm->def, event, tag);
+	if (row.status == ACTOR_RUNNING)
+		can = machine_choose(cm, row.state,
+							 machine_state_index(cm, row.state_tag, actor_id),
+							 event, tag, &had_rule) != NULL;
+	SPI_finish();
+
+	PG_RETURN_BOOL(can);
 }
 
 /*

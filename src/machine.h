@@ -115,6 +115,10 @@ typedef struct Step
 								 * every guard refused */
 } Step;
 
+extern const MdTransition *machine_choose(CompiledMachine *cm, Jsonb *state,
+										 int from, Jsonb *event,
+										 const char *event_name,
+										 bool *had_rule);
 extern void machine_step(CompiledMachine *cm, Jsonb *state, int from,
 						 Jsonb *event, const char *event_name, Step *step);
 extern void machine_run_effects(CompiledMachine *cm, const int *fns, int n,

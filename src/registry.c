@@ -451,7 +451,8 @@ privilege_name(AclMode mode)
 	for (int i = 0; i < lengthof(privilege_names); i++)
 		if (privilege_names[i].mode == mode)
 			return privilege_names[i].name;
-	return "own";
+	elog(ERROR, "unexpected machine privilege %u", (unsigned) mode);
+	return NULL;				/* keep compiler quiet */
 }
 
 static AclMode
@@ -502,14 +503,11 @@ permission_denied(const char *machine, AclMode missing)
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied for machine \"%s\"", machine),
-			 missing ?
 			 errdetail("Role \"%s\" does not hold the \"%s\" privilege on it.",
-					   role, privilege_name(missing)) :
-			 errdetail("Role \"%s\" is not a member of its owner.", role),
-			 missing ?
+					   role, privilege_name(missing)),
 			 errhint("Its owner may grant it with machine_grant(%s, %s, %s).",
 					 quote_literal_cstr(machine), quote_literal_cstr(role),
-					 quote_literal_cstr(privilege_name(missing))) : 0));
+					 quote_literal_cstr(privilege_name(missing)))));
 }
 
 static const char *

@@ -138,6 +138,32 @@ run_handler(CompiledMachine *cm, const MdTransition *t, Jsonb *state,
 }
 
 /*
+ * The transition an event takes from a state (at state index "from"): the
+ * first candidate whose guard passes; NULL when none does.  *had_rule says
+ * whether the state (or "any") has a rule for the event at all.  Guards
+ * run; nothing else does.
+ */
+const MdTransition *
+machine_choose(CompiledMachine *cm, Jsonb *state, int from, Jsonb *event,
+			   const char *event_name, bool *had_rule)
+{
+	const MdRule *rule = md_state_rule(cm->def, from, event_name);
+
+	*had_rule = rule != NULL;
+	if (rule == NULL)
+		return NULL;
+	for (int i = 0; i < rule->ntransitions; i++)
+	{
+		const MdTransition *candidate = &rule->transitions[i];
+
+		if (candidate->guard < 0 ||
+			guard_passes(cm, candidate->guard, state, event))
+			return candidate;
+	}
+	return NULL;
+}
+
+/*
  * Apply an event to a state (at state index "from"): the first candidate
  * transition whose guard passes is taken.  The caller has validated the
  * event.  When no transition accepts the event, step->handled is false and
@@ -148,8 +174,7 @@ machine_step(CompiledMachine *cm, Jsonb *state, int from, Jsonb *event,
 			 const char *event_name, Step *step)
 {
 	const MachineDef *def = cm->def;
-	const MdRule *rule = md_state_rule(def, from, event_name);
-	const MdTransition *t = NULL;
+	const MdTransition *t;
 
 	step->handled = false;
 	step->from = from;
@@ -157,18 +182,7 @@ machine_step(CompiledMachine *cm, Jsonb *state, int from, Jsonb *event,
 	step->transition = NULL;
 	step->state = state;
 	step->left = false;
-	step->had_rule = rule != NULL;
-
-	if (rule == NULL)
-		return;
-	for (int i = 0; i < rule->ntransitions && t == NULL; i++)
-	{
-		const MdTransition *candidate = &rule->transitions[i];
-
-		if (candidate->guard < 0 ||
-			guard_passes(cm, candidate->guard, state, event))
-			t = candidate;
-	}
+	t = machine_choose(cm, state, from, event, event_name, &step->had_rule);
 	if (t == NULL)
 		return;
 

@@ -1,0 +1,19 @@
+/* machine--1.0--1.1.sql: from 1.0 to 1.1 */
+
+\echo Use "ALTER EXTENSION machine UPDATE TO '1.1'" to load this file. \quit
+
+/* Actors: questions about the current state */
+
+CREATE FUNCTION machine_matches(actor_id text, tag text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'machine_matches'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION machine_matches(text, text) IS
+	'is the actor in that state; NULL when there is no such actor';
+
+CREATE FUNCTION machine_can(actor_id text, event jsonb)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'machine_can'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_can(text, jsonb) IS
+	'would the actor handle this event now, guards included; nothing is written';

@@ -1,0 +1,387 @@
+/* machine--1.1.sql: durable actors inside PostgreSQL */
+
+\echo Use "CREATE EXTENSION machine" to load this file. \quit
+
+/*
+ * Tables live in schema "machine"; functions in the schema the extension is
+ * installed into, so that machine_send() is called unqualified.  Everything
+ * here is schema-qualified so that a hostile search_path cannot redirect it.
+ */
+CREATE SCHEMA machine;
+COMMENT ON SCHEMA machine IS 'tables and views of the machine extension';
+
+CREATE TABLE machine.machines (
+	name text PRIMARY KEY
+		CHECK (pg_catalog.octet_length(name) OPERATOR(pg_catalog.<=) 63
+			   AND name OPERATOR(pg_catalog.<>) ''),
+	revision integer NOT NULL,
+	definition jsonb NOT NULL,
+	functions text[] NOT NULL,
+	machine_type text NOT NULL,
+	snapshot_spacing interval,
+	defined_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	owner regrole NOT NULL,
+	defined_by regrole NOT NULL,
+	acl pg_catalog.aclitem[]
+);
+COMMENT ON TABLE machine.machines IS
+	'machine definitions, one row per machine, at its latest revision';
+COMMENT ON COLUMN machine.machines.functions IS
+	'qualified names of the guard, handler and effect functions, resolved when the machine was defined';
+COMMENT ON COLUMN machine.machines.snapshot_spacing IS
+	'for a "spaced" snapshot schedule: how old the latest snapshot may grow';
+COMMENT ON COLUMN machine.machines.owner IS
+	'the role that created the machine: it may redefine, drop and grant it';
+COMMENT ON COLUMN machine.machines.defined_by IS
+	'the role that defined the latest revision: timers run its choice of code';
+COMMENT ON COLUMN machine.machines.acl IS
+	'privileges granted with machine_grant(): r read, w send, d delete, C define; NULL: none';
+
+CREATE TABLE machine.instances (
+	actor_id text PRIMARY KEY,
+	machine text NOT NULL REFERENCES machine.machines (name),
+	status text NOT NULL
+		CHECK (status OPERATOR(pg_catalog.=) ANY ('{running,stopped,done}'::text[])),
+	version bigint NOT NULL CHECK (version OPERATOR(pg_catalog.>=) 0),
+	state jsonb NOT NULL,
+	state_tag text NOT NULL,
+	initial_state jsonb NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	last_activity_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+) WITH (fillfactor = 70);
+CREATE INDEX ON machine.instances (machine);
+COMMENT ON TABLE machine.instances IS
+	'every actor: its live state and the metadata that restore starts from';
+-- every send updates its actor's row in place: room on the page keeps those
+-- updates HOT, without new index entries
+
+CREATE TABLE machine.events (
+	actor_id text NOT NULL,
+	version bigint NOT NULL CHECK (version OPERATOR(pg_catalog.>=) 1),
+	event jsonb NOT NULL,
+	state_tag text NOT NULL,
+	recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (actor_id, version)
+);
+COMMENT ON TABLE machine.events IS
+	'append-only journal: row N holds the event that produced version N of an actor';
+
+CREATE TABLE machine.snapshots (
+	actor_id text NOT NULL,
+	version bigint NOT NULL CHECK (version OPERATOR(pg_catalog.>=) 0),
+	state jsonb NOT NULL,
+	state_tag text NOT NULL,
+	taken_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (actor_id, version)
+);
+COMMENT ON TABLE machine.snapshots IS
+	'state snapshots of persistent actors; every one is kept';
+
+CREATE SEQUENCE machine.timers_timer_id_seq;
+
+CREATE TABLE machine.timers (
+	timer_id bigint PRIMARY KEY
+		DEFAULT pg_catalog.nextval('machine.timers_timer_id_seq'::pg_catalog.regclass),
+	actor_id text NOT NULL,
+	armed_version bigint NOT NULL,
+	seq integer NOT NULL,
+	state_tag text NOT NULL,
+	event jsonb NOT NULL,
+	due_at timestamptz NOT NULL,
+	armed_by regrole NOT NULL,
+	UNIQUE (actor_id, armed_version, seq)
+);
+ALTER SEQUENCE machine.timers_timer_id_seq OWNED BY machine.timers.timer_id;
+CREATE INDEX ON machine.timers (due_at);
+COMMENT ON TABLE machine.timers IS
+	'durable timers: each fires its event as a send expecting the version it was armed at';
+
+SELECT pg_catalog.pg_extension_config_dump('machine.machines', '');
+SELECT pg_catalog.pg_extension_config_dump('machine.timers', '');
+SELECT pg_catalog.pg_extension_config_dump('machine.instances', '');
+SELECT pg_catalog.pg_extension_config_dump('machine.events', '');
+SELECT pg_catalog.pg_extension_config_dump('machine.snapshots', '');
+SELECT pg_catalog.pg_extension_config_dump('machine.timers_timer_id_seq', '');
+
+/*
+ * Sessions cache compiled machines: any change to machine.machines, by the
+ * functions or by hand, makes them compile again.
+ */
+CREATE FUNCTION machine.machines_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'machine_machines_changed'
+LANGUAGE C;
+COMMENT ON FUNCTION machine.machines_changed() IS
+	'trigger of machine.machines: every session forgets the machines it compiled';
+CREATE TRIGGER machines_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON machine.machines
+	FOR EACH STATEMENT EXECUTE FUNCTION machine.machines_changed();
+
+/*
+ * Privileges are the machines' (machine_grant), not the tables': the tables
+ * belong to the extension and its functions write them.  The views show
+ * each role the rows of the machines it may read.
+ */
+CREATE FUNCTION machine.may_read(owner regrole, acl pg_catalog.aclitem[])
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN pg_catalog.pg_has_role(owner::pg_catalog.oid, 'USAGE')
+	OR EXISTS (SELECT FROM pg_catalog.aclexplode(acl) a
+				WHERE a.privilege_type OPERATOR(pg_catalog.=) ANY ('{SELECT,UPDATE,CREATE}'::text[])
+				  AND (a.grantee OPERATOR(pg_catalog.=) 0
+					   OR pg_catalog.pg_has_role(a.grantee, 'USAGE')));
+COMMENT ON FUNCTION machine.may_read(regrole, pg_catalog.aclitem[]) IS
+	'may the current role read the actors of a machine with this owner and acl';
+
+CREATE VIEW machine.definitions WITH (security_barrier) AS
+	SELECT m.name,
+		   m.revision,
+		   m.machine_type,
+		   m.owner,
+		   m.defined_by,
+		   m.defined_at,
+		   m.acl
+	  FROM machine.machines m
+	 WHERE machine.may_read(m.owner, m.acl);
+COMMENT ON VIEW machine.definitions IS
+	'the machines the current role may read: owner, latest revision and privileges';
+
+CREATE VIEW machine.actors WITH (security_barrier) AS
+	SELECT i.actor_id AS id,
+		   i.machine,
+		   m.machine_type,
+		   i.created_at,
+		   i.last_activity_at,
+		   i.version,
+		   i.state_tag,
+		   i.status,
+		   (SELECT pg_catalog.max(s.version)
+			  FROM machine.snapshots s
+			 WHERE s.actor_id OPERATOR(pg_catalog.=) i.actor_id) AS snapshot_version
+	  FROM machine.instances i
+	  JOIN machine.machines m ON m.name OPERATOR(pg_catalog.=) i.machine
+	 WHERE machine.may_read(m.owner, m.acl);
+COMMENT ON VIEW machine.actors IS
+	'the actor registry: one row per actor, running, stopped or done, of the machines the current role may read';
+
+CREATE VIEW machine.pending_timers WITH (security_barrier) AS
+	SELECT t.actor_id,
+		   i.machine,
+		   t.state_tag,
+		   t.event,
+		   t.due_at,
+		   t.armed_version,
+		   t.armed_by
+	  FROM machine.timers t
+	  JOIN machine.instances i ON i.actor_id OPERATOR(pg_catalog.=) t.actor_id
+	  JOIN machine.machines m ON m.name OPERATOR(pg_catalog.=) i.machine
+	 WHERE machine.may_read(m.owner, m.acl);
+COMMENT ON VIEW machine.pending_timers IS
+	'timers waiting to fire, with the machine of their actor, of the machines the current role may read';
+
+GRANT USAGE ON SCHEMA machine TO PUBLIC;
+GRANT SELECT ON machine.definitions, machine.actors, machine.pending_timers TO PUBLIC;
+
+/* Definitions */
+
+CREATE FUNCTION machine_define(name text, definition jsonb)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'machine_define'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_define(text, jsonb) IS
+	'create a machine, or replace it with a new revision; returns the revision';
+-- creating machines is granted, like CREATE on a schema; redefining one
+-- needs its ownership or the "define" privilege as well
+REVOKE EXECUTE ON FUNCTION machine_define(text, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION machine_definition(name text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_definition'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION machine_definition(text) IS
+	'the definition of a machine at its latest revision, or NULL';
+
+CREATE FUNCTION machine_drop(name text, "cascade" boolean DEFAULT false)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'machine_drop'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_drop(text, boolean) IS
+	'drop a machine (with cascade, and its actors); false when there is no such machine';
+
+CREATE FUNCTION machine_grant(machine text, role regrole, privilege text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'machine_grant'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_grant(text, regrole, text) IS
+	'let a role read, send to, delete the actors of, or define a machine (its owner only)';
+
+CREATE FUNCTION machine_revoke(machine text, role regrole, privilege text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'machine_revoke'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_revoke(text, regrole, text) IS
+	'take back a privilege given with machine_grant (its owner only)';
+
+CREATE FUNCTION machine_has_privilege(machine text, privilege text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'machine_has_privilege'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION machine_has_privilege(text, text) IS
+	'does the current role hold a privilege on a machine: read, send, delete, define or own';
+
+/* Actors */
+
+CREATE FUNCTION machine_spawn(actor_id text, machine text, data jsonb DEFAULT '{}')
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_spawn'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_spawn(text, text, jsonb) IS
+	'create an actor at version 0 in the initial state of its machine';
+
+CREATE FUNCTION machine_send(actor_id text, event jsonb, expected_version bigint DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_send'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_send(text, jsonb, bigint) IS
+	'apply one event to an actor in this transaction; returns the new state';
+
+CREATE FUNCTION machine_state(actor_id text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_state'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION machine_state(text) IS
+	'the current state of an actor, or NULL when there is no such actor';
+
+CREATE FUNCTION machine_version(actor_id text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'machine_version'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION machine_version(text) IS
+	'the current version of an actor, or NULL when there is no such actor';
+
+CREATE FUNCTION machine_stop(actor_id text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'machine_stop'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_stop(text) IS
+	'stop an actor, persisting it first when its machine is persistent';
+
+CREATE FUNCTION machine_delete(actor_id text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'machine_delete'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_delete(text) IS
+	'erase an actor everywhere: live state, journal, snapshots';
+
+CREATE FUNCTION machine_matches(actor_id text, tag text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'machine_matches'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION machine_matches(text, text) IS
+	'is the actor in that state; NULL when there is no such actor';
+
+CREATE FUNCTION machine_can(actor_id text, event jsonb)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'machine_can'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_can(text, jsonb) IS
+	'would the actor handle this event now, guards included; nothing is written';
+
+/* Persistence */
+
+CREATE FUNCTION machine_persist(actor_id text, expected_version bigint DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'machine_persist'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_persist(text, bigint) IS
+	'take a snapshot of an actor now; returns its version';
+
+/* Restore, replay, history */
+
+CREATE FUNCTION machine_restore(actor_id text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_restore'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_restore(text) IS
+	'bring a stopped actor back from its snapshots and journal';
+
+CREATE FUNCTION machine_restore_many(actor_ids text[])
+RETURNS TABLE (actor_id text, status text, state jsonb, error text)
+AS 'MODULE_PATHNAME', 'machine_restore_many'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_restore_many(text[]) IS
+	'restore several actors; one failure never aborts the others';
+
+CREATE FUNCTION machine_restore_all(machine_type text)
+RETURNS TABLE (actor_id text, status text, state jsonb, error text)
+AS 'MODULE_PATHNAME', 'machine_restore_all'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_restore_all(text) IS
+	'restore every stopped actor of a machine type';
+
+CREATE FUNCTION machine_replay_to(actor_id text, version bigint)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_replay_to'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_replay_to(text, bigint) IS
+	'the state an actor had at a version, computed from snapshots and journal';
+
+CREATE FUNCTION machine_rewind(actor_id text, version bigint)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_rewind'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_rewind(text, bigint) IS
+	'set an actor to the state it had at a version, as a new version';
+
+CREATE FUNCTION machine_history(actor_id text)
+RETURNS TABLE (version bigint, event jsonb, state jsonb, recorded_at timestamptz)
+AS 'MODULE_PATHNAME', 'machine_history'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_history(text) IS
+	'every journaled event of an actor with the state it led to';
+
+/* Maintenance: what the background worker does */
+
+CREATE FUNCTION machine_run_maintenance(max_items integer DEFAULT 1000,
+										 OUT timers_fired integer,
+										 OUT timers_dropped integer,
+										 OUT timers_failed integer,
+										 OUT snapshots_taken integer)
+RETURNS record
+AS 'MODULE_PATHNAME', 'machine_run_maintenance'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_run_maintenance(integer) IS
+	'one pass of the background worker: fire due timers and take spaced snapshots, up to max_items of each';
+
+/* Testing helpers: pure, in memory */
+
+CREATE FUNCTION machine_simulate(machine text, events jsonb[], data jsonb DEFAULT '{}')
+RETURNS TABLE (step integer, event jsonb, state jsonb)
+AS 'MODULE_PATHNAME', 'machine_simulate'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_simulate(text, jsonb[], jsonb) IS
+	'run events through a machine in memory: guards and handlers, no effects, nothing stored';
+
+CREATE FUNCTION machine_assert_path(machine text, events jsonb[], tags text[],
+									data jsonb DEFAULT '{}')
+RETURNS void
+AS 'MODULE_PATHNAME', 'machine_assert_path'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_assert_path(text, jsonb[], text[], jsonb) IS
+	'raise an error unless the events lead through exactly these state tags, initial state first';
+
+CREATE FUNCTION machine_assert_reaches(machine text, events jsonb[], tag text,
+									   data jsonb DEFAULT '{}')
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_assert_reaches'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_assert_reaches(text, jsonb[], text, jsonb) IS
+	'raise an error unless the events end in the state tag; returns that state';
+
+CREATE FUNCTION machine_assert_never_reaches(machine text, events jsonb[], tag text,
+											 data jsonb DEFAULT '{}')
+RETURNS void
+AS 'MODULE_PATHNAME', 'machine_assert_never_reaches'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_assert_never_reaches(text, jsonb[], text, jsonb) IS
+	'raise an error if the events pass through the state tag at any step';
