@@ -27,7 +27,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 SHLIB_LINK = -ljson-c
 
-REGRESS = definitions send persistence conflicts restore replay view simulate timers can privileges security
+REGRESS = definitions send persistence conflicts restore replay view simulate timers can spawn privileges security
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 ISOLATION = send_order expected_version_race persist_vs_send redefine_vs_send notify define_denied_no_lock recreate_vs_send

@@ -17,3 +17,14 @@ AS 'MODULE_PATHNAME', 'machine_can'
 LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION machine_can(text, jsonb) IS
 	'would the actor handle this event now, guards included; nothing is written';
+
+/* machine_spawn gains if_not_exists and state */
+
+DROP FUNCTION machine_spawn(text, text, jsonb);
+CREATE FUNCTION machine_spawn(actor_id text, machine text, data jsonb DEFAULT '{}',
+							  if_not_exists boolean DEFAULT false, state text DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_spawn_1_1'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_spawn(text, text, jsonb, boolean, text) IS
+	'create an actor at version 0 in the initial state of its machine, or in the state named; with if_not_exists, return an existing actor of that machine';

@@ -231,12 +231,13 @@ COMMENT ON FUNCTION machine_has_privilege(text, text) IS
 
 /* Actors */
 
-CREATE FUNCTION machine_spawn(actor_id text, machine text, data jsonb DEFAULT '{}')
+CREATE FUNCTION machine_spawn(actor_id text, machine text, data jsonb DEFAULT '{}',
+							  if_not_exists boolean DEFAULT false, state text DEFAULT NULL)
 RETURNS jsonb
-AS 'MODULE_PATHNAME', 'machine_spawn'
+AS 'MODULE_PATHNAME', 'machine_spawn_1_1'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION machine_spawn(text, text, jsonb) IS
-	'create an actor at version 0 in the initial state of its machine';
+COMMENT ON FUNCTION machine_spawn(text, text, jsonb, boolean, text) IS
+	'create an actor at version 0 in the initial state of its machine, or in the state named; with if_not_exists, return an existing actor of that machine';
 
 CREATE FUNCTION machine_send(actor_id text, event jsonb, expected_version bigint DEFAULT NULL)
 RETURNS jsonb

@@ -43,51 +43,92 @@ typedef struct SpawnArgs
 	const char *actor_id;
 	const char *machine;
 	Jsonb	   *data;
+	const char *state_name;		/* NULL: the machine's initial state */
+	bool		if_not_exists;
 } SpawnArgs;
+
+/* The existing actor an if_not_exists spawn returns, if it is of that machine */
+static Jsonb *
+existing_actor(const SpawnArgs *a, CompiledMachine *cm)
+{
+	ActorRow	row;
+
+	if (!store_read_actor(a->actor_id, ROW_NO_LOCK, &row))
+		elog(ERROR, "actor \"%s\" vanished after its spawn conflicted", a->actor_id);
+	if (strcmp(row.machine, cm->name) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("actor \"%s\" already exists with another machine", a->actor_id),
+				 errdetail("It is an actor of machine \"%s\", not of \"%s\".",
+						   row.machine, cm->name)));
+	return row.state;
+}
+
+/* The state a spawn starts in: the initial one, or the one named */
+static int
+start_state(CompiledMachine *cm, const char *name)
+{
+	int			index;
+
+	if (name == NULL)
+		return cm->def->initial;
+	index = md_find_state(cm->def, name);
+	if (index < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("machine \"%s\" has no state \"%s\"", cm->name, name),
+				 errhint("Spawn into one of the states its definition declares, or leave state NULL for the initial one.")));
+	return index;
+}
 
 static Jsonb *
 spawn_work(void *arg)
 {
 	SpawnArgs  *a = arg;
 	CompiledMachine *cm = machine_lookup(a->machine, false);
-	const MdState *initial = &cm->def->states[cm->def->initial];
-	Jsonb	   *state = jsonb_with_tag(a->data, NULL, initial->name);
+	int			start;
+	const MdState *entered;
+	Jsonb	   *state;
 
 	machine_authorize(cm, MACHINE_SEND | MACHINE_RUN);
+	start = start_state(cm, a->state_name);
+	entered = &cm->def->states[start];
+	state = jsonb_with_tag(a->data, NULL, entered->name);
 	if (!store_insert_actor(a->actor_id, cm->name,
-							initial->final ? ACTOR_DONE : ACTOR_RUNNING,
-							state, initial->name))
+							entered->final ? ACTOR_DONE : ACTOR_RUNNING,
+							state, entered->name))
+	{
+		if (a->if_not_exists)
+			return existing_actor(a, cm);
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("actor \"%s\" already exists", a->actor_id),
-				 errhint("Choose another id, or erase the old actor with machine_delete(%s).",
+				 errhint("Choose another id, pass if_not_exists => true, or erase the old actor with machine_delete(%s).",
 						 quote_literal_cstr(a->actor_id))));
-	timers_transition(a->actor_id, cm, -1, cm->def->initial, true, 0);
-	machine_run_effects(cm, initial->entry, initial->nentry, a->actor_id,
+	}
+	timers_transition(a->actor_id, cm, -1, start, true, 0);
+	machine_run_effects(cm, entered->entry, entered->nentry, a->actor_id,
 						state, lifecycle_event("$init"));
 	return state;
 }
 
-/*
- * machine_spawn(actor_id text, machine text, data jsonb DEFAULT '{}')
- * RETURNS jsonb
- *
- * A new actor at version 0 in the machine's initial state: the data with
- * "_tag" set to the initial state (a "_tag" in the data is replaced).
- */
-PG_FUNCTION_INFO_V1(machine_spawn);
-Datum
-machine_spawn(PG_FUNCTION_ARGS)
+/* machine_spawn of either version: the arguments after "data" are 1.1's */
+static Datum
+spawn_actor(FunctionCallInfo fcinfo)
 {
+	static const char *const names[] = {"actor_id", "machine", "data", "if_not_exists"};
 	SpawnArgs	a;
 	Jsonb	   *state;
 
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < Min(PG_NARGS(), 4); i++)
 		if (PG_ARGISNULL(i))
-			null_argument(i == 0 ? "actor_id" : i == 1 ? "machine" : "data");
+			null_argument(names[i]);
 	a.actor_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	a.machine = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	a.data = PG_GETARG_JSONB_P(2);
+	a.if_not_exists = PG_NARGS() > 3 && PG_GETARG_BOOL(3);
+	a.state_name = PG_NARGS() > 4 && !PG_ARGISNULL(4) ?
+		text_to_cstring(PG_GETARG_TEXT_PP(4)) : NULL;
 	check_actor_id(a.actor_id);
 	check_object(a.data, "data");
 	PreventCommandIfReadOnly("machine_spawn()");
@@ -100,6 +141,31 @@ machine_spawn(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	PG_RETURN_JSONB_P(state);
+}
+
+/*
+ * machine_spawn(actor_id text, machine text, data jsonb DEFAULT '{}',
+ *				 if_not_exists boolean DEFAULT false, state text DEFAULT NULL)
+ * RETURNS jsonb
+ *
+ * A new actor at version 0 in the machine's initial state, or in "state":
+ * the data with "_tag" set to that state (a "_tag" in the data is
+ * replaced); the state's entry effects run and its timers are armed.  With
+ * if_not_exists, an actor of that id and machine is returned as it is.
+ */
+PG_FUNCTION_INFO_V1(machine_spawn_1_1);
+Datum
+machine_spawn_1_1(PG_FUNCTION_ARGS)
+{
+	return spawn_actor(fcinfo);
+}
+
+/* machine_spawn(actor_id text, machine text, data jsonb) of 1.0 */
+PG_FUNCTION_INFO_V1(machine_spawn);
+Datum
+machine_spawn(PG_FUNCTION_ARGS)
+{
+	return spawn_actor(fcinfo);
 }
 
 /*
