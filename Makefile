@@ -34,6 +34,7 @@ ISOLATION = send_order expected_version_race persist_vs_send redefine_vs_send no
 # later options win: specs and their expected output live under test/isolation
 ISOLATION_OPTS = --load-extension=$(EXTENSION) \
 	--inputdir=test/isolation --outputdir=test/isolation/output_iso
+EXTRA_CLEAN = test/isolation/output_iso
 
 PROVE_TESTS = $(wildcard test/t/*.pl)
 
