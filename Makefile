@@ -45,3 +45,12 @@ include $(PGXS)
 .PHONY: unit
 unit:
 	$(MAKE) -C test/unit check
+
+# PGXN distribution: machine-<version>.zip of the committed tree (HEAD), the
+# version read from META.json.  DISTFILE names another output file.
+DISTVERSION = $(shell perl -MJSON::PP -0777 -ne 'print decode_json($$_)->{version}' META.json)
+DISTFILE = $(EXTENSION)-$(DISTVERSION).zip
+
+.PHONY: dist
+dist:
+	git archive --format=zip --prefix=$(EXTENSION)-$(DISTVERSION)/ -o $(DISTFILE) HEAD
