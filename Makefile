@@ -34,6 +34,7 @@ ISOLATION = send_order expected_version_race persist_vs_send redefine_vs_send no
 # later options win: specs and their expected output live under test/isolation
 ISOLATION_OPTS = --load-extension=$(EXTENSION) \
 	--inputdir=test/isolation --outputdir=test/isolation/output_iso
+EXTRA_CLEAN = test/isolation/output_iso
 
 PROVE_TESTS = $(wildcard test/t/*.pl)
 
@@ -44,3 +45,12 @@ include $(PGXS)
 .PHONY: unit
 unit:
 	$(MAKE) -C test/unit check
+
+# PGXN distribution: machine-<version>.zip of the committed tree (HEAD), the
+# version read from META.json.  DISTFILE names another output file.
+DISTVERSION = $(shell perl -MJSON::PP -0777 -ne 'print decode_json($$_)->{version}' META.json)
+DISTFILE = $(EXTENSION)-$(DISTVERSION).zip
+
+.PHONY: dist
+dist:
+	git archive --format=zip --prefix=$(EXTENSION)-$(DISTVERSION)/ -o $(DISTFILE) HEAD
