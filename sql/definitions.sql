@@ -123,3 +123,12 @@ UPDATE machine.machines SET definition = jsonb_set(definition, '{states,A,on,Go}
  WHERE name = 'by_hand';
 SELECT state FROM machine_simulate('by_hand', ARRAY['{"_tag": "Go"}']::jsonb[]) WHERE step = 1;
 SELECT machine_drop('by_hand');
+
+-- a huge name: the error still says what is wrong with it
+DO $$
+BEGIN
+	PERFORM machine_define('huge', jsonb_build_object('initial', 'A', 'states',
+		jsonb_build_object('A', '{}'::jsonb, repeat('x', 1000000), '{}'::jsonb)));
+EXCEPTION WHEN OTHERS THEN
+	RAISE NOTICE '% (% bytes): %', SQLSTATE, length(SQLERRM), SQLERRM;
+END $$;
