@@ -40,6 +40,16 @@ SELECT name, send_next(name || '-1', 7) FROM unnest(ARRAY['forever', 'never', 'r
 SELECT name, r.* FROM unnest(ARRAY['forever', 'never', 'recurs', 'every', 'spaced', 'unjournaled', 'volatile']) AS name,
 	LATERAL count_rows(name || '-1') r;
 
+-- recurs 0: no automatic snapshot, the journal only; every 0 means nothing
+SELECT machine_define('recurs0', cycle_definition('{"snapshotSchedule": "recurs 0"}'));
+SELECT machine_spawn('recurs0-1', 'recurs0');
+SELECT send_next('recurs0-1', 3);
+SELECT * FROM count_rows('recurs0-1');
+SELECT machine_persist('recurs0-1');
+SELECT machine_send('recurs0-1', '{"_tag": "Next"}');
+SELECT * FROM count_rows('recurs0-1');
+SELECT machine_define('every0', cycle_definition('{"snapshotSchedule": "every 0"}'));
+
 -- the journal holds the event and the state it led to
 SELECT version, event, state_tag FROM machine.events WHERE actor_id = 'never-1' ORDER BY version;
 SELECT version, state, state_tag FROM machine.snapshots WHERE actor_id = 'every-1' ORDER BY version;

@@ -108,7 +108,7 @@ typedef enum MdSchedule
 {
 	MD_SNAPSHOT_NEVER,
 	MD_SNAPSHOT_FOREVER,
-	MD_SNAPSHOT_RECURS,			/* versions 1..n */
+	MD_SNAPSHOT_RECURS,			/* versions 1..n; none when n is 0 */
 	MD_SNAPSHOT_EVERY,			/* versions that are multiples of n */
 	MD_SNAPSHOT_SPACED			/* by the worker, spaced_us apart */
 } MdSchedule;
@@ -118,7 +118,7 @@ typedef struct MdPersistence
 	bool		enabled;		/* a "persistence" object was given */
 	bool		journal_events; /* default true */
 	MdSchedule	schedule;		/* default never */
-	int64_t		n;				/* recurs N, every N: >= 1 */
+	int64_t		n;				/* recurs N: >= 0; every N: >= 1 */
 	int64_t		spaced_us;		/* spaced INTERVAL: > 0 */
 	const char *schedule_text;	/* as written, NULL when omitted */
 	const char *machine_type;	/* NULL: the machine's name */

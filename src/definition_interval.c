@@ -237,8 +237,8 @@ md_parse_interval(const char *text, int64_t *us, char *errbuf, size_t errlen)
  */
 
 /*
- * A positive decimal count without sign or fraction, maybe followed by
- * whitespace.  Returns 0 when fine, 1 when malformed, 2 when out of range.
+ * A decimal count without sign or fraction, maybe followed by whitespace.
+ * Returns 0 when fine, 1 when malformed, 2 when out of range.
  */
 static int
 md_parse_count(const char *p, int64_t *n)
@@ -263,8 +263,6 @@ md_parse_count(const char *p, int64_t *n)
 		return 1;
 	if (overflow)
 		return 2;
-	if (value == 0)
-		return 1;
 	*n = (int64_t) value;
 	return 0;
 }
@@ -272,6 +270,8 @@ md_parse_count(const char *p, int64_t *n)
 /*
  * "snapshotSchedule": forever, never, recurs N, every N or spaced INTERVAL.
  * The keywords are case-sensitive, unlike the units of an interval.
+ * "recurs 0" takes no automatic snapshot at all, as recurs(0) does in
+ * effect libraries; "every 0" would divide by zero and is refused.
  */
 bool
 md_compile_schedule(MdCompiler *c, const MdPath *at, json_object *value)
@@ -302,9 +302,14 @@ md_compile_schedule(MdCompiler *c, const MdPath *at, json_object *value)
 	else if (md_word_eq(word, wordlen, "recurs") ||
 			 md_word_eq(word, wordlen, "every"))
 	{
+		bool		recurs = word[0] == 'r';
 		int			rc = md_parse_count(p, &ps->n);
 
-		if (rc == 1)
+		if (rc == 1 && recurs)
+			return md_fail(c, at,
+						   "\"%s\" is not a schedule; N must be an integer, 0 or more",
+						   text);
+		if (rc == 1 || (rc == 0 && ps->n == 0 && !recurs))
 			return md_fail(c, at,
 						   "\"%s\" is not a schedule; N must be a positive integer",
 						   text);
@@ -312,7 +317,7 @@ md_compile_schedule(MdCompiler *c, const MdPath *at, json_object *value)
 			return md_fail(c, at,
 						   "\"%s\" is not a schedule; N is out of range",
 						   text);
-		ps->schedule = word[0] == 'r' ? MD_SNAPSHOT_RECURS : MD_SNAPSHOT_EVERY;
+		ps->schedule = recurs ? MD_SNAPSHOT_RECURS : MD_SNAPSHOT_EVERY;
 	}
 	else if (md_word_eq(word, wordlen, "spaced"))
 	{

@@ -666,6 +666,17 @@ check_recurs(const MachineDef *def, char *why, size_t whylen)
 }
 
 static bool
+check_recurs_zero(const MachineDef *def, char *why, size_t whylen)
+{
+	CHECK(def->persistence.enabled && def->persistence.journal_events);
+	CHECK(def->persistence.schedule == MD_SNAPSHOT_RECURS);
+	CHECK(def->persistence.n == 0);
+	CHECK_STR(def->persistence.schedule_text, "recurs 0");
+	CHECK(!def->needs_worker);
+	return true;
+}
+
+static bool
 check_every(const MachineDef *def, char *why, size_t whylen)
 {
 	CHECK(def->persistence.schedule == MD_SNAPSHOT_EVERY);
@@ -974,6 +985,9 @@ static const ValidCase valid_cases[] = {
 		"{'initial': 'A', 'states': {'A': {}}, 'persistence': {'snapshotSchedule': 'recurs 5',"
 		" 'journalEvents': false, 'adapter': 'memory', 'machineType': 'Order'}}",
 	check_recurs},
+	{"persistence: recurs 0 takes no automatic snapshot",
+		"{'initial': 'A', 'states': {'A': {}}, 'persistence': {'snapshotSchedule': 'recurs 0'}}",
+	check_recurs_zero},
 	{"persistence: every N, extra whitespace tolerated",
 		"{'initial': 'A', 'states': {'A': {}}, 'persistence': {'snapshotSchedule': '  every   10  '}}",
 	check_every},
@@ -1397,10 +1411,14 @@ static const ErrorCase error_cases[] = {
 	"persistence.snapshotSchedule: \"Forever\" is not a schedule; expected forever, never, recurs N, every N or spaced INTERVAL"},
 	{"forever takes no argument", SCHEDULE("forever and ever"),
 	"persistence.snapshotSchedule: \"forever and ever\" is not a schedule; expected forever, never, recurs N, every N or spaced INTERVAL"},
-	{"recurs 0", SCHEDULE("recurs 0"),
-	"persistence.snapshotSchedule: \"recurs 0\" is not a schedule; N must be a positive integer"},
+	{"every 0", SCHEDULE("every 0"),
+	"persistence.snapshotSchedule: \"every 0\" is not a schedule; N must be a positive integer"},
+	{"every 00", SCHEDULE("every 00"),
+	"persistence.snapshotSchedule: \"every 00\" is not a schedule; N must be a positive integer"},
 	{"recurs without N", SCHEDULE("recurs"),
-	"persistence.snapshotSchedule: \"recurs\" is not a schedule; N must be a positive integer"},
+	"persistence.snapshotSchedule: \"recurs\" is not a schedule; N must be an integer, 0 or more"},
+	{"recurs negative", SCHEDULE("recurs -1"),
+	"persistence.snapshotSchedule: \"recurs -1\" is not a schedule; N must be an integer, 0 or more"},
 	{"every with a sign", SCHEDULE("every +3"),
 	"persistence.snapshotSchedule: \"every +3\" is not a schedule; N must be a positive integer"},
 	{"every negative", SCHEDULE("every -1"),
