@@ -29,6 +29,22 @@ SELECT * FROM machine_simulate('nope', '{}');
 SELECT * FROM machine_simulate('door', NULL);
 SELECT * FROM machine_simulate('door', '{}', '[]');
 
+-- with "unhandled": "ignore", an ignored event makes no step
+SELECT machine_define('loader', '{
+  "initial": "Idle",
+  "unhandled": "ignore",
+  "states": {
+    "Idle": {"on": {"Load": "Loading"}},
+    "Loading": {"on": {"Done": "Idle", "Fail": [{"target": "Idle", "guard": "big_enough"}]}}
+  },
+  "events": {"Fail": {"size": "number"}}
+}');
+SELECT * FROM machine_simulate('loader', ARRAY['{"_tag": "Done"}', '{"_tag": "Load"}', '{"_tag": "Fail", "size": 1}',
+                                             '{"_tag": "Load"}', '{"_tag": "Fail", "size": 20}']::jsonb[]);
+SELECT machine_assert_path('loader', ARRAY['{"_tag": "Done"}', '{"_tag": "Load"}']::jsonb[], ARRAY['Idle', 'Loading']);
+SELECT machine_assert_path('loader', ARRAY['{"_tag": "Done"}', '{"_tag": "Load"}']::jsonb[], ARRAY['Idle', 'Idle', 'Loading']);
+SELECT machine_assert_reaches('loader', ARRAY['{"_tag": "Done"}']::jsonb[], 'Idle');
+
 -- pure: no effect ran, no actor exists
 SELECT count(*) AS effects FROM simulate_effects;
 SELECT count(*) AS actors FROM machine.instances WHERE machine = 'door';

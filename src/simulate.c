@@ -47,7 +47,9 @@ report(SimulationStep callback, void *arg, MemoryContext caller, int step,
 /*
  * Run the events through the machine from its initial state (with data),
  * calling back for step 0 (the initial state, event NULL) and each event
- * applied.  Returns the final state.
+ * applied; step i is the state after the i-th event.  An event that the
+ * machine ignores ("unhandled": "ignore") makes no step.  Returns the final
+ * state.
  */
 static Jsonb *
 simulate(FunctionCallInfo fcinfo, SimulationStep callback, void *arg)
@@ -107,6 +109,9 @@ simulate(FunctionCallInfo fcinfo, SimulationStep callback, void *arg)
 							def->states[index].name, tag),
 					 errdetail("At step %d of the simulation of machine \"%s\".",
 							   i + 1, cm->name)));
+		/* an ignored event changes nothing, so it makes no step */
+		if (!step.handled)
+			continue;
 		state = step.state;
 		index = step.to;
 		report(callback, arg, caller, i + 1, event, state,
