@@ -14,6 +14,7 @@ OBJS = \
 	src/store.o \
 	src/store_direct.o \
 	src/send.o \
+	src/send_many.o \
 	src/actors.o \
 	src/restore.o \
 	src/simulate.o \
@@ -27,10 +28,10 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 SHLIB_LINK = -ljson-c
 
-REGRESS = definitions send persistence conflicts restore replay view simulate timers can spawn privileges security
+REGRESS = definitions send send_many persistence conflicts restore replay view simulate timers can spawn privileges security
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
-ISOLATION = send_order expected_version_race persist_vs_send redefine_vs_send notify define_denied_no_lock recreate_vs_send
+ISOLATION = send_order send_many_order expected_version_race persist_vs_send redefine_vs_send notify define_denied_no_lock recreate_vs_send
 # later options win: specs and their expected output live under test/isolation
 ISOLATION_OPTS = --load-extension=$(EXTENSION) \
 	--inputdir=test/isolation --outputdir=test/isolation/output_iso

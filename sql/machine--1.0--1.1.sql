@@ -28,3 +28,14 @@ AS 'MODULE_PATHNAME', 'machine_spawn_1_1'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_spawn(text, text, jsonb, boolean, text) IS
 	'create an actor at version 0 in the initial state of its machine, or in the state named; with if_not_exists, return an existing actor of that machine';
+
+/* Batches of events */
+
+CREATE FUNCTION machine_send_many(actor_ids text[], events jsonb[],
+								  expected_versions bigint[] DEFAULT NULL,
+								  on_error text DEFAULT 'abort')
+RETURNS TABLE(actor_id text, state jsonb, error text)
+AS 'MODULE_PATHNAME', 'machine_send_many'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_send_many(text[], jsonb[], bigint[], text) IS
+	'apply a batch of events, actor by actor in actor_id order; one row per event, in input order';

@@ -246,6 +246,15 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_send(text, jsonb, bigint) IS
 	'apply one event to an actor in this transaction; returns the new state';
 
+CREATE FUNCTION machine_send_many(actor_ids text[], events jsonb[],
+								  expected_versions bigint[] DEFAULT NULL,
+								  on_error text DEFAULT 'abort')
+RETURNS TABLE(actor_id text, state jsonb, error text)
+AS 'MODULE_PATHNAME', 'machine_send_many'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_send_many(text[], jsonb[], bigint[], text) IS
+	'apply a batch of events, actor by actor in actor_id order; one row per event, in input order';
+
 CREATE FUNCTION machine_state(actor_id text)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'machine_state'
