@@ -18,6 +18,7 @@ OBJS = \
 	src/actors.o \
 	src/restore.o \
 	src/simulate.o \
+	src/slice.o \
 	src/subtransaction.o \
 	src/timers.o \
 	src/worker.o
@@ -28,7 +29,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 SHLIB_LINK = -ljson-c
 
-REGRESS = definitions send send_many persistence conflicts restore replay view simulate timers can spawn privileges security
+REGRESS = definitions send send_many persistence conflicts restore replay view simulate timers can spawn privileges security slice
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 ISOLATION = send_order send_many_order expected_version_race persist_vs_send redefine_vs_send notify define_denied_no_lock recreate_vs_send

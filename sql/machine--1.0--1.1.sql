@@ -39,3 +39,12 @@ AS 'MODULE_PATHNAME', 'machine_send_many'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_send_many(text[], jsonb[], bigint[], text) IS
 	'apply a batch of events, actor by actor in actor_id order; one row per event, in input order';
+
+/* Scale-out: the slice of an actor id */
+
+CREATE FUNCTION machine_slice_of(actor_id text, slices integer DEFAULT 1024)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'machine_slice_of'
+LANGUAGE C IMMUTABLE PARALLEL SAFE STRICT;
+COMMENT ON FUNCTION machine_slice_of(text, integer) IS
+	'the slice of an actor id: FNV-1a of its UTF-8 bytes, finished with murmur3 fmix32, modulo slices (a power of two)';

@@ -395,3 +395,12 @@ AS 'MODULE_PATHNAME', 'machine_assert_never_reaches'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_assert_never_reaches(text, jsonb[], text, jsonb) IS
 	'raise an error if the events pass through the state tag at any step';
+
+/* Scale-out: the slice of an actor id */
+
+CREATE FUNCTION machine_slice_of(actor_id text, slices integer DEFAULT 1024)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'machine_slice_of'
+LANGUAGE C IMMUTABLE PARALLEL SAFE STRICT;
+COMMENT ON FUNCTION machine_slice_of(text, integer) IS
+	'the slice of an actor id: FNV-1a of its UTF-8 bytes, finished with murmur3 fmix32, modulo slices (a power of two)';

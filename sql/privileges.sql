@@ -106,6 +106,7 @@ SELECT call,
   ('machine_simulate', $$SELECT count(*)::text FROM machine_simulate('job', ARRAY['{"_tag": "Run"}']::jsonb[])$$),
   ('machine_assert_reaches', $$SELECT 'ok' FROM machine_assert_reaches('job', ARRAY['{"_tag": "Run"}']::jsonb[], 'Running')$$),
   ('machine_run_maintenance', $$SELECT 'ok' FROM machine_run_maintenance()$$),
+  ('machine_slice_of', $$SELECT machine_slice_of('m-1')::text$$),
   ('view machine.definitions', $$SELECT count(*)::text FROM machine.definitions$$),
   ('view machine.actors', $$SELECT count(*)::text FROM machine.actors$$),
   ('view machine.pending_timers', $$SELECT count(*)::text FROM machine.pending_timers$$)
