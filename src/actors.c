@@ -135,7 +135,7 @@ spawn_actor(FunctionCallInfo fcinfo)
 
 	SPI_connect();
 	/* lock before the lookup, so that a concurrent redefinition is seen */
-	LockRelationOid(store_instances_relid(), RowExclusiveLock);
+	machine_lock(a.machine, RowExclusiveLock);
 	state = actor_transition(a.actor_id, spawn_work, &a);
 	state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(state), false, -1);
 	SPI_finish();

@@ -34,6 +34,7 @@
 #include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
 #include "storage/itemptr.h"
+#include "storage/lockdefs.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
@@ -84,6 +85,7 @@ typedef struct CompiledMachine
 #define MACHINE_RUN		ACL_EXECUTE
 
 extern CompiledMachine *machine_lookup(const char *name, bool missing_ok);
+extern void machine_lock(const char *name, LOCKMODE mode);
 extern void machine_authorize(CompiledMachine *cm, AclMode modes);
 extern void machine_authorize_by_name(const char *name, AclMode modes);
 extern bool machine_firing_timer;

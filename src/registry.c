@@ -28,12 +28,18 @@
  * chose that code (the revision's definer, the functions' owners) may act
  * as that role anyway.
  *
- * Locking.  machine_define and machine_drop take SHARE lock on
- * machine.instances: they wait for every transaction that is writing actors
- * and keep new writers out until they commit.  So the "no live actor sits in
- * a state the new revision lacks" check sees every committed state, and no
- * send can apply an old revision afterwards: a send locks machine.instances
- * before it looks its machine up, and that lock delivers the invalidation.
+ * Locking.  Each machine has a heavyweight lock of its own, on an object
+ * named by machine.machines and the hash of the machine's name (see
+ * machine_lock()).  Every writer of an actor (spawn, send, stop, restore,
+ * rewind, persist, delete) takes it in RowExclusiveLock, which writers
+ * share, before it locks the actor's row; machine_define and machine_drop
+ * take it in ExclusiveLock: they wait for the writers of that machine's
+ * actors in flight and keep new ones out until they commit, while the
+ * actors of every other machine go on.  So the "no live actor sits in a
+ * state the new revision lacks" check sees every committed state, and no
+ * send can apply an old revision afterwards: acquiring the lock delivers
+ * the invalidation before the writer looks its machine up.  Two names
+ * whose hashes collide merely share a lock.
  *
  *-------------------------------------------------------------------------
  */
@@ -44,6 +50,7 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "commands/trigger.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
@@ -202,6 +209,21 @@ lookup_machines_relid(void)
 	if (!OidIsValid(relid))
 		elog(ERROR, "table machine.machines does not exist");
 	return relid;
+}
+
+/*
+ * Lock a machine by name until the end of the transaction: RowExclusiveLock
+ * to write its actors, ExclusiveLock to redefine or drop it.  Acquiring the
+ * lock delivers the invalidations of a redefinition waited for.
+ */
+void
+machine_lock(const char *name, LOCKMODE mode)
+{
+	if (!OidIsValid(machines_relid))
+		machines_relid = lookup_machines_relid();
+	LockDatabaseObject(machines_relid,
+					   hash_bytes((const unsigned char *) name, strlen(name)),
+					   0, mode);
 }
 
 static void
@@ -734,7 +756,7 @@ machine_define(PG_FUNCTION_ARGS)
 			permission_denied(name, missing);
 		replaces = stored.revision;
 	}
-	LockRelationOid(store_instances_relid(), ShareLock);
+	machine_lock(name, ExclusiveLock);
 
 	outside = store_actors_outside(name, resolved.tags);
 	if (outside != NIL)
@@ -824,7 +846,7 @@ machine_drop(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(false);
 	}
 	check_owner(name, &stored);
-	LockRelationOid(store_instances_relid(), ShareLock);
+	machine_lock(name, ExclusiveLock);
 	if (!cascade)
 	{
 		int64		count = store_count_actors(name);

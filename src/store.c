@@ -489,11 +489,12 @@ store_forget_relation(Oid relid)
 /*
  * Read an actor's row, optionally locking it; false when there is none.
  *
- * A locking read is a writer's first step, so it takes the writers' table
- * lock before it reads: that waits out a machine_define or machine_drop in
- * progress (they hold SHARE) and delivers their invalidations before the
- * caller looks the machine up.  The row lock alone (ROW SHARE on the table)
- * would not.
+ * A locking read is a writer's first step, so it takes its machine's lock
+ * (machine_lock()) before it locks the row: that waits out a
+ * machine_define or machine_drop of that machine in progress and delivers
+ * its invalidations before the caller looks the machine up.  The machine
+ * is known only from the row: read it once without a lock first.  An
+ * actor's machine never changes, so the locked row has the same one.
  */
 bool
 store_read_actor(const char *actor_id, RowLock lock, ActorRow *row)
@@ -504,7 +505,14 @@ store_read_actor(const char *actor_id, RowLock lock, ActorRow *row)
 	if (lock == ROW_LOCK_UPDATE && store_direct_usable(DIRECT_INSTANCES))
 		return store_direct_lock_actor(actor_id, row);
 	if (lock != ROW_NO_LOCK)
+	{
 		LockRelationOid(store_instances_relid(), RowExclusiveLock);
+		run(&read_actor_query[ROW_NO_LOCK], values, 1);
+		if (SPI_processed == 0)
+			return false;
+		machine_lock(text_column(0, 1), RowExclusiveLock);
+		SPI_freetuptable(SPI_tuptable);
+	}
 	run(&read_actor_query[lock], values, 1);
 	if (SPI_processed == 0)
 		return false;

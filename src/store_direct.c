@@ -378,6 +378,11 @@ store_direct_lock_actor(const char *actor_id, ActorRow *row)
 	{
 		ItemPointerData tid = slot->tts_tid;
 
+		/* the machine's lock first: a redefinition may migrate the row */
+		machine_lock(TextDatumGetCString(slot_getattr(slot, Anum_instances_machine,
+													  &isnull)),
+					 RowExclusiveLock);
+
 		result = table_tuple_lock(rel, &tid, snapshot, slot,
 								  GetCurrentCommandId(false),
 								  LockTupleNoKeyExclusive, LockWaitBlock,
