@@ -48,3 +48,32 @@ AS 'MODULE_PATHNAME', 'machine_slice_of'
 LANGUAGE C IMMUTABLE PARALLEL SAFE STRICT;
 COMMENT ON FUNCTION machine_slice_of(text, integer) IS
 	'the slice of an actor id: FNV-1a of its UTF-8 bytes, finished with murmur3 fmix32, modulo slices (a power of two)';
+
+/*
+ * Journal positions.  Rows of 1.0 get positions in the order they were
+ * recorded, and txid 0: their transactions are long over.
+ */
+
+CREATE SEQUENCE machine.events_position_seq;
+ALTER TABLE machine.events ADD COLUMN position bigint, ADD COLUMN txid pg_catalog.xid8;
+UPDATE machine.events e
+   SET position = o.position, txid = '0'
+  FROM (SELECT actor_id, version,
+			   pg_catalog.row_number() OVER (ORDER BY recorded_at, actor_id, version) AS position
+		  FROM machine.events) o
+ WHERE e.actor_id OPERATOR(pg_catalog.=) o.actor_id
+   AND e.version OPERATOR(pg_catalog.=) o.version;
+SELECT pg_catalog.setval('machine.events_position_seq', pg_catalog.max(position))
+  FROM machine.events HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0;
+ALTER TABLE machine.events
+	ALTER COLUMN position SET DEFAULT pg_catalog.nextval('machine.events_position_seq'::pg_catalog.regclass),
+	ALTER COLUMN position SET NOT NULL,
+	ALTER COLUMN txid SET DEFAULT pg_catalog.pg_current_xact_id(),
+	ALTER COLUMN txid SET NOT NULL;
+ALTER SEQUENCE machine.events_position_seq OWNED BY machine.events.position;
+CREATE INDEX ON machine.events (txid, position);
+COMMENT ON COLUMN machine.events.position IS
+	'unique, increasing in the order rows were inserted, across all actors';
+COMMENT ON COLUMN machine.events.txid IS
+	'the transaction that wrote the row, or the greater txid of the actor''s previous row: subscriptions deliver rows in (txid, position) order, below the oldest transaction in progress';
+SELECT pg_catalog.pg_extension_config_dump('machine.events_position_seq', '');

@@ -55,16 +55,27 @@ COMMENT ON TABLE machine.instances IS
 -- every send updates its actor's row in place: room on the page keeps those
 -- updates HOT, without new index entries
 
+CREATE SEQUENCE machine.events_position_seq;
+
 CREATE TABLE machine.events (
 	actor_id text NOT NULL,
 	version bigint NOT NULL CHECK (version OPERATOR(pg_catalog.>=) 1),
 	event jsonb NOT NULL,
 	state_tag text NOT NULL,
 	recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	position bigint NOT NULL
+		DEFAULT pg_catalog.nextval('machine.events_position_seq'::pg_catalog.regclass),
+	txid pg_catalog.xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
 	PRIMARY KEY (actor_id, version)
 );
+ALTER SEQUENCE machine.events_position_seq OWNED BY machine.events.position;
+CREATE INDEX ON machine.events (txid, position);
 COMMENT ON TABLE machine.events IS
 	'append-only journal: row N holds the event that produced version N of an actor';
+COMMENT ON COLUMN machine.events.position IS
+	'unique, increasing in the order rows were inserted, across all actors';
+COMMENT ON COLUMN machine.events.txid IS
+	'the transaction that wrote the row, or the greater txid of the actor''s previous row: subscriptions deliver rows in (txid, position) order, below the oldest transaction in progress';
 
 CREATE TABLE machine.snapshots (
 	actor_id text NOT NULL,
@@ -102,6 +113,7 @@ SELECT pg_catalog.pg_extension_config_dump('machine.instances', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.events', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.snapshots', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.timers_timer_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('machine.events_position_seq', '');
 
 /*
  * Sessions cache compiled machines: any change to machine.machines, by the

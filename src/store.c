@@ -100,7 +100,23 @@ static SavedQuery delete_actor_query = {
 	1, {TEXTOID}
 };
 
+/*
+ * A journal row's txid is its transaction's, or the greater one of the
+ * actor's previous row (see store_direct.c); its position the sequence's.
+ */
 static SavedQuery append_event_query = {
+	"INSERT INTO machine.events (actor_id, version, event, state_tag, txid) "
+	"VALUES ($1, $2, $3, $4, GREATEST(pg_catalog.pg_current_xact_id(), "
+	"  (SELECT p.txid FROM machine.events p "
+	"   WHERE p.actor_id OPERATOR(pg_catalog.=) $1 "
+	"   AND p.version OPERATOR(pg_catalog.<) $2 "
+	"   ORDER BY p.version DESC LIMIT 1))) "
+	"ON CONFLICT DO NOTHING",
+	4, {TEXTOID, INT8OID, JSONBOID, TEXTOID}
+};
+
+/* The same for a journal of 1.0, before ALTER EXTENSION UPDATE */
+static SavedQuery append_event_1_0_query = {
 	"INSERT INTO machine.events (actor_id, version, event, state_tag) "
 	"VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
 	4, {TEXTOID, INT8OID, JSONBOID, TEXTOID}
@@ -322,6 +338,8 @@ static const char *const status_names[] = {
 
 static Oid	instances_relid = InvalidOid;
 static Oid	tables_owner = InvalidOid;
+static Oid	events_relid = InvalidOid;
+static bool journal_positioned;	/* valid while events_relid is */
 
 static Interval *
 interval_of(int64 us)
@@ -484,6 +502,28 @@ store_forget_relation(Oid relid)
 		instances_relid = InvalidOid;
 		tables_owner = InvalidOid;
 	}
+	if (relid == InvalidOid || relid == events_relid)
+		events_relid = InvalidOid;
+}
+
+/*
+ * Has the journal its positions?  Not while the extension's schema is
+ * still 1.0's (this library serves both until ALTER EXTENSION UPDATE).
+ */
+static bool
+store_journal_positioned(void)
+{
+	if (!OidIsValid(events_relid))
+	{
+		Oid			nsp = get_namespace_oid("machine", false);
+		Oid			relid = get_relname_relid("events", nsp);
+
+		if (!OidIsValid(relid))
+			elog(ERROR, "table machine.events does not exist");
+		journal_positioned = get_attnum(relid, "txid") != InvalidAttrNumber;
+		events_relid = relid;
+	}
+	return journal_positioned;
 }
 
 /*
@@ -609,7 +649,8 @@ store_append_event(const char *actor_id, int64 version, Jsonb *event,
 		appended = store_direct_append_event(actor_id, version, event, tag);
 	else
 	{
-		run(&append_event_query, values, 0);
+		run(store_journal_positioned() ? &append_event_query :
+			&append_event_1_0_query, values, 0);
 		appended = SPI_processed == 1;
 	}
 	if (!appended)

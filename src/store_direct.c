@@ -21,7 +21,8 @@
  * The direct path is taken only while the tables are as the install script
  * made them (columns per tables.h, plain column indexes, no row security,
  * no triggers but the foreign key's, whose key column a send never
- * changes); otherwise store.c's SQL does the same work.  Any relcache
+ * changes, and the journal's position sequence in place); otherwise
+ * store.c's SQL does the same work, defaults included.  Any relcache
  * invalidation of the tables makes the next send check again.  Like the
  * SQL, it acts for the extension: the caller's privileges on the machine
  * were checked before (registry.c), and the tables grant it none.
@@ -39,6 +40,7 @@
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
@@ -49,6 +51,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/xid8.h"
 
 #include "machine.h"
 #include "tables.h"
@@ -74,12 +77,16 @@ static const Oid instances_types[Natts_instances] = {
 	TIMESTAMPTZOID, TIMESTAMPTZOID
 };
 static const char *const events_columns[Natts_events] = {
-	"actor_id", "version", "event", "state_tag", "recorded_at"
+	"actor_id", "version", "event", "state_tag", "recorded_at", "position",
+	"txid"
+};
+static const Oid events_types[Natts_events] = {
+	TEXTOID, INT8OID, JSONBOID, TEXTOID, TIMESTAMPTZOID, INT8OID, XID8OID
 };
 static const char *const snapshots_columns[Natts_snapshots] = {
 	"actor_id", "version", "state", "state_tag", "taken_at"
 };
-static const Oid journal_types[Natts_events] = {
+static const Oid snapshots_types[Natts_snapshots] = {
 	TEXTOID, INT8OID, JSONBOID, TEXTOID, TIMESTAMPTZOID
 };
 
@@ -90,9 +97,12 @@ static const Oid journal_types[Natts_events] = {
 
 static DirectTable tables[NTABLES] = {
 	[INSTANCES] = {"instances", Natts_instances, instances_columns, instances_types, 1, 2},
-	[EVENTS] = {"events", Natts_events, events_columns, journal_types, 2, 1},
-	[SNAPSHOTS] = {"snapshots", Natts_snapshots, snapshots_columns, journal_types, 2, 1},
+	[EVENTS] = {"events", Natts_events, events_columns, events_types, 2, 1},
+	[SNAPSHOTS] = {"snapshots", Natts_snapshots, snapshots_columns, snapshots_types, 2, 1},
 };
+
+/* The sequence of machine.events.position */
+static Oid	position_seq = InvalidOid;
 
 static enum
 {
@@ -225,7 +235,9 @@ check_tables(void)
 			return false;
 		}
 	}
-	return true;
+	position_seq = get_relname_relid("events_position_seq", nsp);
+	return OidIsValid(position_seq) &&
+		get_rel_relkind(position_seq) == RELKIND_SEQUENCE;
 }
 
 /* May this access to a table take the direct path? */
@@ -490,7 +502,61 @@ store_direct_update_actor(const char *actor_id, ActorRow *row,
 }
 
 /*
- * Insert a journal or snapshot row (actor_id, version, jsonb, tag, now).
+ * The txid of an actor's latest journal row below a version, or an invalid
+ * one when there is none.  That row committed before the caller locked the
+ * actor (or is the caller's own), so SnapshotSelf sees it whatever the
+ * statement's snapshot.
+ */
+static FullTransactionId
+previous_txid(Relation rel, const char *actor_id, int64 version)
+{
+	Relation	index = index_open(tables[EVENTS].pkey, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	ScanKeyData keys[2];
+	IndexScanDesc scan;
+	FullTransactionId txid = InvalidFullTransactionId;
+
+	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[0], F_TEXTEQ,
+						   CStringGetTextDatum(actor_id));
+	ScanKeyEntryInitialize(&keys[1], 0, 2, BTLessStrategyNumber, InvalidOid,
+						   InvalidOid, F_INT8LT, Int64GetDatum(version));
+	scan = index_beginscan(rel, index, SnapshotSelf, 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, Anum_events_txid, &isnull);
+
+		if (!isnull)
+			txid = DatumGetFullTransactionId(d);
+	}
+	index_endscan(scan);
+	index_close(index, AccessShareLock);
+	ExecDropSingleTupleTableSlot(slot);
+	return txid;
+}
+
+/*
+ * The txid a journal row gets: its transaction's, unless the actor's
+ * previous row has a greater one (a transaction that took its id before
+ * the previous writer did, then waited for the actor).  So an actor's rows
+ * never go down in (txid, position) order, the order subscriptions read.
+ */
+static FullTransactionId
+journal_txid(FullTransactionId previous)
+{
+	FullTransactionId own = GetTopFullTransactionId();
+
+	if (FullTransactionIdIsValid(previous) &&
+		FullTransactionIdFollows(previous, own))
+		return previous;
+	return own;
+}
+
+/*
+ * Insert a journal or snapshot row (actor_id, version, jsonb, tag, now),
+ * and for the journal its position and txid.
  * False when the primary key's partial check finds that version there
  * already (live, or being inserted by another transaction): the caller
  * must then raise an error, which takes the new row away with the
@@ -516,6 +582,15 @@ insert_versioned(DirectTable *t, const char *actor_id, int64 version,
 	slot->tts_values[Anum_events_state_tag - 1] = CStringGetTextDatum(tag);
 	slot->tts_values[Anum_events_recorded_at - 1] =
 		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	if (t == &tables[EVENTS])
+	{
+		FullTransactionId txid = journal_txid(previous_txid(ot.rel, actor_id,
+															version));
+
+		slot->tts_values[Anum_events_position - 1] =
+			Int64GetDatum(nextval_internal(position_seq, false));
+		slot->tts_values[Anum_events_txid - 1] = FullTransactionIdGetDatum(txid);
+	}
 	ExecStoreVirtualTuple(slot);
 	simple_table_tuple_insert(ot.rel, slot);
 	unique = insert_index_entries(&ot, slot, false, true);

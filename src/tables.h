@@ -3,7 +3,7 @@
  * tables.h
  *	  Column numbers of the tables the per-send path reads and writes
  *	  directly (see store_direct.c), in the manner of the catalog headers.
- *	  They must follow sql/machine--1.0.sql; store_direct.c checks the
+ *	  They must follow sql/machine--1.1.sql; store_direct.c checks the
  *	  columns' names and types when it opens a table and falls back to SQL
  *	  if they differ.
  *
@@ -25,12 +25,14 @@
 #define Anum_instances_last_activity_at		9
 
 /* machine.events */
-#define Natts_events						5
+#define Natts_events						7
 #define Anum_events_actor_id				1
 #define Anum_events_version					2
 #define Anum_events_event					3
 #define Anum_events_state_tag				4
 #define Anum_events_recorded_at				5
+#define Anum_events_position				6
+#define Anum_events_txid					7
 
 /* machine.snapshots */
 #define Natts_snapshots						5

@@ -193,11 +193,27 @@ foreach my $old (@older)
 		"$old: the extension's objects equal a fresh install of $newest")
 	  or diag(catalog_diff($upgraded_catalog, $fresh_catalog));
 
+	# the journal got positions in the order it was recorded
+	my $journal = q{
+		SELECT count(*) || ' ' || count(DISTINCT position) || ' '
+		       || bool_and(position = n) || ' ' || min(txid)
+		  FROM (SELECT position, txid,
+		               row_number() OVER (ORDER BY recorded_at, actor_id, version) AS n
+		          FROM machine.events) e};
+	my ($rows_before) = split / /, $node->safe_psql($db, $journal);
+	is($node->safe_psql($db, $journal), "$rows_before $rows_before true 0",
+		"$old: journal rows have positions 1..n in the order recorded");
+
 	# and it all still works, for the application role
 	is($node->safe_psql($db, q{
 		SET ROLE upgrade_app;
 		SELECT machine_send('order_forever-run', '{"_tag": "Ship"}') ->> '_tag'}),
 		'Shipped', "$old: a send after the update");
+	is($node->safe_psql($db, q{
+		SELECT position > (SELECT max(position) FROM machine.events e
+		                    WHERE (e.actor_id, e.version) <> (x.actor_id, x.version))
+		  FROM machine.events x ORDER BY position DESC LIMIT 1}),
+		't', "$old: the new journal row comes after the old ones");
 	is($node->safe_psql($db, q{
 		SET ROLE upgrade_app;
 		SELECT string_agg(status, ',') FROM machine_restore_all('order_every 2')}),
