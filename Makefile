@@ -15,6 +15,7 @@ OBJS = \
 	src/store_direct.o \
 	src/send.o \
 	src/send_many.o \
+	src/served.o \
 	src/actors.o \
 	src/restore.o \
 	src/simulate.o \

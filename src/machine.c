@@ -17,6 +17,7 @@
 #include "utils/guc.h"
 
 #include "machine.h"
+#include "served.h"
 
 PG_MODULE_MAGIC;
 
@@ -54,14 +55,7 @@ _PG_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
-	DefineCustomStringVariable("machine.databases",
-							   "Restricts the background workers to these databases (comma-separated; empty: every database with the extension).",
-							   NULL,
-							   &machine_databases,
-							   "",
-							   PGC_SIGHUP,
-							   GUC_LIST_INPUT,
-							   NULL, NULL, NULL);
+	served_init();
 	MarkGUCPrefixReserved("machine");
 
 	if (process_shared_preload_libraries_in_progress)

@@ -320,9 +320,7 @@ extern bool maintenance_batch(int max_items, MaintenanceCounts *counts);
 extern bool machine_preloaded;
 extern int	machine_naptime;
 extern int	machine_timer_timeout;
-extern char *machine_databases;
 extern void machine_register_launcher(void);
-extern bool machine_database_allowed(const char *name);
 
 /* restore.c */
 typedef void (*FoldCallback) (JournalEntry *entry, Jsonb *state, void *arg);

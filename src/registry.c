@@ -69,6 +69,7 @@
 #include "utils/varlena.h"
 
 #include "machine.h"
+#include "served.h"
 
 /* At most this many machines are kept compiled; past it the cache restarts */
 #define MACHINE_CACHE_SIZE 256

@@ -9,8 +9,9 @@
  * database that allows connections (restricted to machine.databases when
  * set) and has none running.  A worker that stopped (its database lacks
  * the extension, or it failed) is started again after a back-off of
- * RESTART_INTERVAL, so a database that gets the extension later is served
- * within that delay.
+ * RESTART_INTERVAL, or at once when a backend reports that the database
+ * got the extension (served.c), so that it is served within one
+ * machine.naptime.
  *
  * Each worker runs a maintenance pass every machine.naptime: due timers and
  * spaced snapshots in bounded batches, one transaction per batch (see
@@ -50,9 +51,9 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
-#include "utils/varlena.h"
 
 #include "machine.h"
+#include "served.h"
 
 /* How long a stopped worker waits before the launcher starts it again */
 #define RESTART_INTERVAL_MS 10000
@@ -64,7 +65,6 @@
 #define WORKER_BATCH_SIZE 500
 
 int			machine_naptime = 1000;
-char	   *machine_databases = NULL;
 
 /* In a worker: the name of its database */
 static char worker_database[NAMEDATALEN];
@@ -78,6 +78,7 @@ typedef struct ServedDatabase
 	char		name[NAMEDATALEN];
 	BackgroundWorkerHandle *handle;
 	TimestampTz started_at;
+	TimestampTz woken_at;		/* when it last got the extension */
 	bool		seen;			/* still in pg_database and allowed */
 } ServedDatabase;
 
@@ -96,33 +97,6 @@ machine_register_launcher(void)
 	strlcpy(worker.bgw_name, "machine launcher", BGW_MAXLEN);
 	strlcpy(worker.bgw_type, "machine launcher", BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
-}
-
-/* Is this database name in machine.databases (or is the list empty)? */
-bool
-machine_database_allowed(const char *name)
-{
-	char	   *raw;
-	List	   *names;
-	ListCell   *lc;
-	bool		allowed = false;
-
-	if (machine_databases == NULL || machine_databases[0] == '\0')
-		return true;
-	raw = pstrdup(machine_databases);
-	if (!SplitIdentifierString(raw, ',', &names))
-	{
-		ereport(WARNING,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid list syntax in \"machine.databases\"")));
-		return false;
-	}
-	foreach(lc, names)
-		if (strcmp(lfirst(lc), name) == 0)
-			allowed = true;
-	list_free(names);
-	pfree(raw);
-	return allowed;
 }
 
 /* Mark every database that can be served in the launcher's table */
@@ -199,7 +173,34 @@ start_worker(ServedDatabase *db)
 	}
 }
 
-/* Start, restart or stop workers to match the databases seen */
+/* Note the databases that got the extension since the last round */
+static void
+note_wakes(List *served)
+{
+	Oid			dboids[32];
+	bool		all;
+	int			n = served_take_wakes(dboids, lengthof(dboids), &all);
+	TimestampTz now = GetCurrentTimestamp();
+	ListCell   *lc;
+
+	foreach(lc, served)
+	{
+		ServedDatabase *db = lfirst(lc);
+
+		for (int i = 0; i < n && !all; i++)
+			if (dboids[i] == db->dboid)
+				db->woken_at = now;
+		if (all)
+			db->woken_at = now;
+	}
+}
+
+/*
+ * Start, restart or stop workers to match the databases seen.  A worker
+ * that stopped is started again after the back-off, or at once if its
+ * database got the extension after it started: it may have looked before
+ * the extension was committed.
+ */
 static void
 reconcile_workers(List **served)
 {
@@ -222,7 +223,7 @@ reconcile_workers(List **served)
 			continue;
 		}
 		if (!running &&
-			(db->handle == NULL ||
+			(db->handle == NULL || db->woken_at > db->started_at ||
 			 TimestampDifferenceExceeds(db->started_at, now, RESTART_INTERVAL_MS)))
 			start_worker(db);
 	}
@@ -242,6 +243,7 @@ machine_launcher_main(Datum main_arg)
 	context = AllocSetContextCreate(TopMemoryContext, "machine launcher",
 									ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(context);
+	served_launcher_attach();
 	ereport(LOG, (errmsg("machine launcher started")));
 
 	for (;;)
@@ -253,6 +255,7 @@ machine_launcher_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		scan_databases(&served);
+		note_wakes(served);
 		reconcile_workers(&served);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
