@@ -17,6 +17,7 @@ OBJS = \
 	src/send_many.o \
 	src/served.o \
 	src/actors.o \
+	src/entity.o \
 	src/restore.o \
 	src/simulate.o \
 	src/slice.o \
@@ -30,10 +31,10 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 SHLIB_LINK = -ljson-c
 
-REGRESS = definitions send send_many persistence conflicts restore replay view simulate timers can spawn subscriptions privileges security slice
+REGRESS = definitions send send_many persistence conflicts restore replay view simulate timers can spawn subscriptions privileges security slice entity
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
-ISOLATION = send_order send_many_order expected_version_race persist_vs_send redefine_vs_send notify define_denied_no_lock recreate_vs_send define_other_machine journal_order
+ISOLATION = send_order send_many_order expected_version_race persist_vs_send redefine_vs_send notify define_denied_no_lock recreate_vs_send define_other_machine journal_order entity_first_message
 # later options win: specs and their expected output live under test/isolation
 ISOLATION_OPTS = --load-extension=$(EXTENSION) \
 	--inputdir=test/isolation --outputdir=test/isolation/output_iso

@@ -77,3 +77,13 @@ COMMENT ON COLUMN machine.events.position IS
 COMMENT ON COLUMN machine.events.txid IS
 	'the transaction that wrote the row, or the greater txid of the actor''s previous row: subscriptions deliver rows in (txid, position) order, below the oldest transaction in progress';
 SELECT pg_catalog.pg_extension_config_dump('machine.events_position_seq', '');
+
+/* Entities: actors spawned by their first message */
+
+CREATE FUNCTION machine_send_entity(machine text, entity_id text, event jsonb,
+									expected_version bigint DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_send_entity'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_send_entity(text, text, jsonb, bigint) IS
+	'send an event to the entity of a machine with that id, spawning it on its first message';

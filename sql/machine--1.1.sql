@@ -416,3 +416,13 @@ AS 'MODULE_PATHNAME', 'machine_slice_of'
 LANGUAGE C IMMUTABLE PARALLEL SAFE STRICT;
 COMMENT ON FUNCTION machine_slice_of(text, integer) IS
 	'the slice of an actor id: FNV-1a of its UTF-8 bytes, finished with murmur3 fmix32, modulo slices (a power of two)';
+
+/* Entities: actors spawned by their first message */
+
+CREATE FUNCTION machine_send_entity(machine text, entity_id text, event jsonb,
+									expected_version bigint DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_send_entity'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_send_entity(text, text, jsonb, bigint) IS
+	'send an event to the entity of a machine with that id, spawning it on its first message';

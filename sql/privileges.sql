@@ -25,7 +25,8 @@ SELECT machine_define('job', '{
              "Running": {"on": {"Finish": "Finished"},
                          "after": [{"delay": "1 hour", "event": {"_tag": "Finish"}}]},
              "Finished": {"final": true}},
-  "persistence": {"snapshotSchedule": "every 1"}
+  "persistence": {"snapshotSchedule": "every 1"},
+  "entity": {}
 }');
 SELECT machine_grant('job', 'regress_machine_definer', 'define');
 SELECT machine_grant('job', 'regress_machine_app', 'send');
@@ -91,6 +92,7 @@ SELECT call,
   ('machine_has_privilege', $$SELECT machine_has_privilege('job', 'read')::text$$),
   ('machine_spawn', $$SELECT 'ok' FROM machine_spawn('new', 'job')$$),
   ('machine_send', $$SELECT 'ok' FROM machine_send('m-1', '{"_tag": "Run"}')$$),
+  ('machine_send_entity', $$SELECT 'ok' FROM machine_send_entity('job', 'e-new', '{"_tag": "Run"}')$$),
   ('machine_send_many', $$SELECT 'ok' FROM machine_send_many(ARRAY['m-1'], ARRAY['{"_tag": "Run"}']::jsonb[])$$),
   ('machine_state', $$SELECT machine_state('m-1') ->> '_tag'$$),
   ('machine_version', $$SELECT machine_version('m-1')::text$$),

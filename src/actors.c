@@ -112,6 +112,40 @@ spawn_work(void *arg)
 	return state;
 }
 
+static Jsonb *
+spawn_args(SpawnArgs *a)
+{
+	Jsonb	   *state;
+
+	PreventCommandIfReadOnly("machine_spawn()");
+	SPI_connect();
+	/* lock before the lookup, so that a concurrent redefinition is seen */
+	machine_lock(a->machine, RowExclusiveLock);
+	state = actor_transition(a->actor_id, spawn_work, a);
+	state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(state), false, -1);
+	SPI_finish();
+	return state;
+}
+
+/*
+ * Spawn an actor in its machine's initial state; with if_not_exists, an
+ * actor of that id and machine (one spawned concurrently, too: the insert
+ * waits for it) is returned as it is.  The arguments are checked.
+ */
+Jsonb *
+actor_spawn(const char *actor_id, const char *machine, Jsonb *data,
+			bool if_not_exists)
+{
+	SpawnArgs	a;
+
+	a.actor_id = actor_id;
+	a.machine = machine;
+	a.data = data;
+	a.state_name = NULL;
+	a.if_not_exists = if_not_exists;
+	return spawn_args(&a);
+}
+
 /* machine_spawn of either version: the arguments after "data" are 1.1's */
 static Datum
 spawn_actor(FunctionCallInfo fcinfo)
@@ -131,14 +165,7 @@ spawn_actor(FunctionCallInfo fcinfo)
 		text_to_cstring(PG_GETARG_TEXT_PP(4)) : NULL;
 	check_actor_id(a.actor_id);
 	check_object(a.data, "data");
-	PreventCommandIfReadOnly("machine_spawn()");
-
-	SPI_connect();
-	/* lock before the lookup, so that a concurrent redefinition is seen */
-	machine_lock(a.machine, RowExclusiveLock);
-	state = actor_transition(a.actor_id, spawn_work, &a);
-	state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(state), false, -1);
-	SPI_finish();
+	state = spawn_args(&a);
 
 	PG_RETURN_JSONB_P(state);
 }

@@ -947,6 +947,38 @@ md_compile_persistence(MdCompiler *c, const MdPath *at, json_object *obj)
 	return true;
 }
 
+/* "entity": {"init": "fn"}, the actor spawned by an entity's first message */
+static bool
+md_compile_entity(MdCompiler *c, const MdPath *at, json_object *obj)
+{
+	struct json_object_iterator it;
+	struct json_object_iterator end;
+	MdPath		frame;
+
+	if (!json_object_is_type(obj, json_type_object))
+		return md_fail(c, at, "must be an object");
+	c->def->entity = true;
+
+	it = json_object_iter_begin(obj);
+	end = json_object_iter_end(obj);
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
+	{
+		const char *key = json_object_iter_peek_name(&it);
+		json_object *value = json_object_iter_peek_value(&it);
+		const MdPath *kp = md_key(&frame, at, key);
+		bool		ok;
+
+		if (strcmp(key, "init") == 0)
+			ok = md_function(c, kp, value, MD_FN_ENTITY_INIT,
+							 &c->def->entity_init);
+		else
+			ok = md_fail(c, kp, "unknown key");
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
 static bool
 md_compile_root(MdCompiler *c, json_object *root)
 {
@@ -994,6 +1026,8 @@ md_compile_root(MdCompiler *c, json_object *root)
 									&def->notify);
 		else if (strcmp(key, "persistence") == 0)
 			ok = md_compile_persistence(c, kp, value);
+		else if (strcmp(key, "entity") == 0)
+			ok = md_compile_entity(c, kp, value);
 		else if (strcmp(key, "description") == 0)
 			ok = md_get_string(c, kp, value, &s, &len);
 		else
@@ -1305,6 +1339,7 @@ md_compile(const char *json, size_t len, char *errbuf, size_t errlen)
 	c.def->initial = -1;
 	c.def->persistence.journal_events = true;
 	c.def->persistence.schedule = MD_SNAPSHOT_NEVER;
+	c.def->entity_init = -1;
 
 	root = md_parse(&c, json, len);
 	ok = root != NULL &&

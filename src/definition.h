@@ -29,8 +29,9 @@ typedef enum MdFunctionKind
 {
 	MD_FN_GUARD,				/* (state jsonb, event jsonb) RETURNS boolean */
 	MD_FN_HANDLER,				/* (state jsonb, event jsonb) RETURNS jsonb */
-	MD_FN_EFFECT				/* (actor_id text, state jsonb, event jsonb)
+	MD_FN_EFFECT,				/* (actor_id text, state jsonb, event jsonb)
 								 * RETURNS void */
+	MD_FN_ENTITY_INIT			/* (entity_id text) RETURNS jsonb */
 } MdFunctionKind;
 
 typedef struct MdFunction
@@ -137,6 +138,8 @@ typedef struct MachineDef
 	bool		unhandled_ignore;	/* "unhandled": "ignore" */
 	const char *notify;			/* channel, or NULL */
 	MdPersistence persistence;
+	bool		entity;			/* an "entity" object was given */
+	int			entity_init;	/* function index, or -1: the data is {} */
 	int			nfunctions;
 	MdFunction *functions;		/* distinct (name, kind), first use first */
 	bool		needs_worker;	/* has "after" timers or a spaced schedule */

@@ -17,6 +17,7 @@
  *	 store_direct.c	the per-send reads and writes, without the executor
  *	 send.c			machine_send: the transition path
  *	 actors.c		spawn, state, version, stop, delete, persist
+ *	 entity.c		machine_send_entity: spawn on the first message
  *	 restore.c		restore, replay, rewind, history (folds of the journal)
  *	 simulate.c		the in-memory testing helpers
  *	 timers.c		durable timers and the maintenance pass
@@ -129,6 +130,7 @@ extern void machine_run_effects(CompiledMachine *cm, const int *fns, int n,
 extern int	machine_state_index(CompiledMachine *cm, const char *tag,
 								const char *actor_id);
 extern bool machine_should_snapshot(const MachineDef *def, int64 version);
+extern Jsonb *machine_entity_init(CompiledMachine *cm, const char *entity_id);
 
 /* store.c: rows of machine.instances */
 typedef enum ActorStatus
@@ -298,6 +300,10 @@ extern void refuse_in_transition(const char *what);
 extern Jsonb *actor_send(const char *actor_id, Jsonb *event, int64 expected);
 extern void version_conflict(const char *actor_id, int64 expected,
 							 int64 actual) pg_attribute_noreturn();
+
+/* actors.c */
+extern Jsonb *actor_spawn(const char *actor_id, const char *machine,
+						  Jsonb *data, bool if_not_exists);
 
 /* subtransaction.c */
 extern ErrorData *in_subtransaction(void (*fn) (void *), void *arg);

@@ -102,6 +102,7 @@ static const char *const function_kind_names[] = {
 	[MD_FN_GUARD] = "guard",
 	[MD_FN_HANDLER] = "handler",
 	[MD_FN_EFFECT] = "effect",
+	[MD_FN_ENTITY_INIT] = "data initializer",
 };
 
 /* What a function of each kind must be, for hints */
@@ -109,6 +110,7 @@ static const char *const function_kind_signatures[] = {
 	[MD_FN_GUARD] = "A guard is a function (state jsonb, event jsonb) RETURNS boolean.",
 	[MD_FN_HANDLER] = "A handler is a function (state jsonb, event jsonb) RETURNS jsonb.",
 	[MD_FN_EFFECT] = "An effect is a function (actor_id text, state jsonb, event jsonb) RETURNS void.",
+	[MD_FN_ENTITY_INIT] = "An entity's init is a function (entity_id text) RETURNS jsonb.",
 };
 
 static void
@@ -258,6 +260,10 @@ kind_signature(MdFunctionKind kind, Oid *argtypes, Oid *rettype)
 			argtypes[2] = JSONBOID;
 			*rettype = VOIDOID;
 			return 3;
+		case MD_FN_ENTITY_INIT:
+			argtypes[0] = TEXTOID;
+			*rettype = JSONBOID;
+			return 1;
 	}
 	elog(ERROR, "unexpected function kind %d", (int) kind);
 	return 0;

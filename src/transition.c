@@ -93,6 +93,39 @@ invalid_result(CompiledMachine *cm, int fn, const char *problem)
 }
 
 /*
+ * The initial data of an entity: its "init" function's result for the id,
+ * or {} without one.
+ */
+Jsonb *
+machine_entity_init(CompiledMachine *cm, const char *entity_id)
+{
+	int			fn = cm->def->entity_init;
+	Datum		args[1];
+	bool		isnull;
+	Datum		d;
+	Jsonb	   *result;
+
+	if (fn < 0)
+		return jsonb_from_cstring("{}");
+	args[0] = CStringGetTextDatum(entity_id);
+	d = call_function(cm, fn, 1, args, &isnull);
+	if (!isnull)
+	{
+		result = DatumGetJsonbP(d);
+		if (!JB_ROOT_IS_SCALAR(result) && JB_ROOT_IS_OBJECT(result))
+			return result;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_MACHINE_INVALID_RESULT),
+			 errmsg("entity init function %s of machine \"%s\" returned %s",
+					get_func_name(cm->functions[fn].fn_oid), cm->name,
+					isnull ? "NULL" : "something that is not a JSON object"),
+			 errdetail("It was called for entity \"%s\".", entity_id),
+			 errhint("An entity's init returns the initial data of the entity as a JSON object.")));
+	return NULL;				/* keep the compiler quiet */
+}
+
+/*
  * Run a handler: its result is the new state's data.  With a target the
  * target names the state; without one the result's "_tag" must.
  */

@@ -192,7 +192,7 @@ check_functions(const MachineDef *def)
 		REQUIRE(strlen(fn->name) <= 2 * MD_MAX_NAME_LEN + 1);
 		REQUIRE(fn->path != NULL && fn->path[0] != '\0');
 		REQUIRE(fn->kind == MD_FN_GUARD || fn->kind == MD_FN_HANDLER ||
-				fn->kind == MD_FN_EFFECT);
+				fn->kind == MD_FN_EFFECT || fn->kind == MD_FN_ENTITY_INIT);
 	}
 	if (def->nfunctions < 2)
 		return;
@@ -313,6 +313,9 @@ check_definition(const MachineDef *def)
 
 	if (def->notify != NULL)
 		check_name(def->notify, true);
+	REQUIRE(def->entity || def->entity_init == -1);
+	if (def->entity_init != -1)
+		check_function_ref(def, def->entity_init, MD_FN_ENTITY_INIT);
 	REQUIRE(def->needs_worker == (timers || ps->schedule == MD_SNAPSHOT_SPACED));
 	if (!ps->enabled)
 		REQUIRE(ps->schedule == MD_SNAPSHOT_NEVER && ps->schedule_text == NULL &&

@@ -320,6 +320,9 @@ check_invariants(const MachineDef *def, char *why, size_t whylen)
 		CHECK(def->persistence.schedule == MD_SNAPSHOT_NEVER &&
 			  def->persistence.schedule_text == NULL &&
 			  def->persistence.journal_events);
+	CHECK(def->entity || def->entity_init == -1);
+	CHECK(def->entity_init == -1 ||
+		  check_function_ref(def, def->entity_init, MD_FN_ENTITY_INIT));
 	return true;
 }
 
@@ -931,6 +934,38 @@ check_nothing_more(const MachineDef *def, char *why, size_t whylen)
 	return true;
 }
 
+static bool
+check_entity_init(const MachineDef *def, char *why, size_t whylen)
+{
+	CHECK(def->entity);
+	CHECK(def->entity_init == 1);
+	CHECK(def->nfunctions == 2);
+	CHECK_STR(def->functions[1].name, "shop.new_cart");
+	CHECK(def->functions[1].kind == MD_FN_ENTITY_INIT);
+	CHECK_STR(def->functions[1].path, "entity.init");
+	/* the same name as a handler is another function of another kind */
+	CHECK_STR(def->functions[0].name, "shop.new_cart");
+	CHECK(def->functions[0].kind == MD_FN_HANDLER);
+	return true;
+}
+
+static bool
+check_entity_plain(const MachineDef *def, char *why, size_t whylen)
+{
+	CHECK(def->entity);
+	CHECK(def->entity_init == -1);
+	CHECK(def->nfunctions == 0);
+	return true;
+}
+
+static bool
+check_not_entity(const MachineDef *def, char *why, size_t whylen)
+{
+	CHECK(!def->entity);
+	CHECK(def->entity_init == -1);
+	return true;
+}
+
 typedef struct ValidCase
 {
 	const char *description;
@@ -948,6 +983,13 @@ static const ValidCase valid_cases[] = {
 		"{'description': 'demo', 'initial': 'A', 'unhandled': 'ignore',"
 		" 'notify': 'chan_1', 'states': {'A': {'description': 'the only one'}}}",
 	check_ignore_notify},
+	{"an entity with an init function",
+		"{'initial': 'A', 'states': {'A': {'on': {'Go': {'target': 'A', 'handler': 'shop.new_cart'}}}},"
+		" 'entity': {'init': 'shop.new_cart'}}", check_entity_init},
+	{"an entity without init starts from {}",
+		"{'initial': 'A', 'states': {'A': {}}, 'entity': {}}", check_entity_plain},
+	{"a machine is no entity unless it says so",
+		"{'initial': 'A', 'states': {'A': {}}}", check_not_entity},
 	{"unhandled error is the default, stated",
 		"{'initial': 'A', 'unhandled': 'error', 'states': {'A': {}}}",
 	check_minimal},
@@ -1353,6 +1395,19 @@ static const ErrorCase error_cases[] = {
 	"states.A.after[0].event.x[1]: must not contain NUL characters"},
 
 	/* any */
+	{"entity must be an object", WITH_A("'entity': true"), "entity: must be an object"},
+	{"entity must not be a function name", WITH_A("'entity': 'shop.init'"),
+	"entity: must be an object"},
+	{"entity with an unknown key", WITH_A("'entity': {'initialize': 'shop.init'}"),
+	"entity.initialize: unknown key"},
+	{"entity init must be a string", WITH_A("'entity': {'init': ['shop.init']}"),
+	"entity.init: must be a string"},
+	{"entity init must not be empty", WITH_A("'entity': {'init': ' '}"),
+	"entity.init: a function name must not be empty"},
+	{"entity init must not be null", WITH_A("'entity': {'init': null}"),
+	"entity.init: must be a string"},
+	{"entity init of 128 bytes", WITH_A("'entity': {'init': '" X128 "'}"),
+	"entity.init: a function name must be at most 127 bytes"},
 	{"any must be an object", WITH_A("'any': 'A'"), "any: must be an object"},
 	{"any with an undeclared target", WITH_A("'any': {'Go': 'B'}"),
 	"any.Go.target: \"B\" is not a state"},
