@@ -87,3 +87,32 @@ AS 'MODULE_PATHNAME', 'machine_send_entity'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_send_entity(text, text, jsonb, bigint) IS
 	'send an event to the entity of a machine with that id, spawning it on its first message';
+
+/* Every revision of a machine is kept; journal rows record theirs */
+
+CREATE TABLE machine.revisions (
+	machine text NOT NULL REFERENCES machine.machines (name) ON DELETE CASCADE,
+	revision integer NOT NULL CHECK (revision OPERATOR(pg_catalog.>=) 1),
+	definition jsonb NOT NULL,
+	functions text[] NOT NULL,
+	defined_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	defined_by regrole NOT NULL,
+	PRIMARY KEY (machine, revision)
+);
+COMMENT ON TABLE machine.revisions IS
+	'every revision of every machine, the latest included; dropping a machine drops its revisions';
+-- 1.0 kept only the latest revision
+INSERT INTO machine.revisions (machine, revision, definition, functions, defined_at, defined_by)
+SELECT name, revision, definition, functions, defined_at, defined_by FROM machine.machines;
+SELECT pg_catalog.pg_extension_config_dump('machine.revisions', '');
+
+ALTER TABLE machine.events ADD COLUMN revision integer;
+COMMENT ON COLUMN machine.events.revision IS
+	'the revision of the machine that applied the event; NULL for rows journaled before version 1.1 of the extension';
+
+CREATE FUNCTION machine_definition(name text, revision integer)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_definition_revision'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION machine_definition(text, integer) IS
+	'the definition of a machine at one of its revisions, or NULL';

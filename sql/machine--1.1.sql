@@ -37,6 +37,18 @@ COMMENT ON COLUMN machine.machines.defined_by IS
 COMMENT ON COLUMN machine.machines.acl IS
 	'privileges granted with machine_grant(): r read, w send, d delete, C define; NULL: none';
 
+CREATE TABLE machine.revisions (
+	machine text NOT NULL REFERENCES machine.machines (name) ON DELETE CASCADE,
+	revision integer NOT NULL CHECK (revision OPERATOR(pg_catalog.>=) 1),
+	definition jsonb NOT NULL,
+	functions text[] NOT NULL,
+	defined_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	defined_by regrole NOT NULL,
+	PRIMARY KEY (machine, revision)
+);
+COMMENT ON TABLE machine.revisions IS
+	'every revision of every machine, the latest included; dropping a machine drops its revisions';
+
 CREATE TABLE machine.instances (
 	actor_id text PRIMARY KEY,
 	machine text NOT NULL REFERENCES machine.machines (name),
@@ -66,6 +78,7 @@ CREATE TABLE machine.events (
 	position bigint NOT NULL
 		DEFAULT pg_catalog.nextval('machine.events_position_seq'::pg_catalog.regclass),
 	txid pg_catalog.xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+	revision integer,
 	PRIMARY KEY (actor_id, version)
 );
 ALTER SEQUENCE machine.events_position_seq OWNED BY machine.events.position;
@@ -76,6 +89,8 @@ COMMENT ON COLUMN machine.events.position IS
 	'unique, increasing in the order rows were inserted, across all actors';
 COMMENT ON COLUMN machine.events.txid IS
 	'the transaction that wrote the row, or the greater txid of the actor''s previous row: subscriptions deliver rows in (txid, position) order, below the oldest transaction in progress';
+COMMENT ON COLUMN machine.events.revision IS
+	'the revision of the machine that applied the event; NULL for rows journaled before version 1.1 of the extension';
 
 CREATE TABLE machine.snapshots (
 	actor_id text NOT NULL,
@@ -108,6 +123,7 @@ COMMENT ON TABLE machine.timers IS
 	'durable timers: each fires its event as a send expecting the version it was armed at';
 
 SELECT pg_catalog.pg_extension_config_dump('machine.machines', '');
+SELECT pg_catalog.pg_extension_config_dump('machine.revisions', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.timers', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.instances', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.events', '');
@@ -212,6 +228,13 @@ AS 'MODULE_PATHNAME', 'machine_definition'
 LANGUAGE C STABLE STRICT;
 COMMENT ON FUNCTION machine_definition(text) IS
 	'the definition of a machine at its latest revision, or NULL';
+
+CREATE FUNCTION machine_definition(name text, revision integer)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_definition_revision'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION machine_definition(text, integer) IS
+	'the definition of a machine at one of its revisions, or NULL';
 
 CREATE FUNCTION machine_drop(name text, "cascade" boolean DEFAULT false)
 RETURNS boolean

@@ -184,8 +184,9 @@ extern void store_update_actor(const char *actor_id, ActorRow *row,
 							   const char *tag);
 extern void store_set_status(const char *actor_id, ActorStatus status);
 extern bool store_delete_actor(const char *actor_id);
+extern bool store_has_revisions(void);
 extern void store_append_event(const char *actor_id, int64 version,
-							   Jsonb *event, const char *tag);
+							   Jsonb *event, const char *tag, int32 revision);
 extern bool store_insert_snapshot(const char *actor_id, int64 version,
 								  Jsonb *state, const char *tag);
 extern void store_append_snapshot(const char *actor_id, int64 version,
@@ -234,6 +235,7 @@ extern int32 store_save_machine(const char *name, int32 replaces,
 								int64 snapshot_spacing);
 extern void store_set_machine_acl(const char *name, Acl *acl);
 extern Jsonb *store_machine_definition(const char *name);
+extern Jsonb *store_revision_definition(const char *name, int32 revision);
 extern bool store_delete_machine(const char *name);
 extern List *store_actors_outside(const char *machine, ArrayType *tags);
 
@@ -252,7 +254,8 @@ extern void store_direct_update_actor(const char *actor_id, ActorRow *row,
 									  ActorStatus status, int64 version,
 									  Jsonb *state, const char *tag);
 extern bool store_direct_append_event(const char *actor_id, int64 version,
-									  Jsonb *event, const char *tag);
+									  Jsonb *event, const char *tag,
+									  int32 revision);
 extern bool store_direct_append_snapshot(const char *actor_id, int64 version,
 										 Jsonb *state, const char *tag);
 

@@ -830,6 +830,40 @@ machine_definition(PG_FUNCTION_ARGS)
 }
 
 /*
+ * machine_definition(name text, revision integer) RETURNS jsonb
+ *
+ * The definition of a machine at one of its revisions; NULL for an unknown
+ * machine or a revision it never had (or one defined before the extension
+ * kept revisions).
+ */
+PG_FUNCTION_INFO_V1(machine_definition_revision);
+Datum
+machine_definition_revision(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int32		revision = PG_GETARG_INT32(1);
+	Jsonb	   *definition;
+
+	if (revision < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid revision %d", revision),
+				 errdetail("Revisions are numbered from 1."),
+				 errhint("machine.definitions shows the latest revision of each machine.")));
+	SPI_connect();
+	machine_authorize_by_name(name, MACHINE_READ);
+	definition = store_revision_definition(name, revision);
+	if (definition != NULL)
+		definition = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(definition),
+												 false, -1);
+	SPI_finish();
+
+	if (definition == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_JSONB_P(definition);
+}
+
+/*
  * machine_drop(name text, cascade boolean DEFAULT false) RETURNS boolean
  *
  * Refused while actors of the machine exist, unless cascade, which deletes

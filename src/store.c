@@ -5,6 +5,7 @@
  *
  * The tables (see sql/machine--1.0.sql):
  *	 machine.machines	one row per machine: its latest definition
+ *	 machine.revisions	every revision of every machine
  *	 machine.instances	one row per actor: live state, status, and the state it
  *						was spawned with (what a fold starts from)
  *	 machine.events		the journal, primary key (actor_id, version)
@@ -105,14 +106,14 @@ static SavedQuery delete_actor_query = {
  * actor's previous row (see store_direct.c); its position the sequence's.
  */
 static SavedQuery append_event_query = {
-	"INSERT INTO machine.events (actor_id, version, event, state_tag, txid) "
+	"INSERT INTO machine.events (actor_id, version, event, state_tag, txid, revision) "
 	"VALUES ($1, $2, $3, $4, GREATEST(pg_catalog.pg_current_xact_id(), "
 	"  (SELECT p.txid FROM machine.events p "
 	"   WHERE p.actor_id OPERATOR(pg_catalog.=) $1 "
 	"   AND p.version OPERATOR(pg_catalog.<) $2 "
-	"   ORDER BY p.version DESC LIMIT 1))) "
+	"   ORDER BY p.version DESC LIMIT 1)), $5) "
 	"ON CONFLICT DO NOTHING",
-	4, {TEXTOID, INT8OID, JSONBOID, TEXTOID}
+	5, {TEXTOID, INT8OID, JSONBOID, TEXTOID, INT4OID}
 };
 
 /* The same for a journal of 1.0, before ALTER EXTENSION UPDATE */
@@ -229,6 +230,18 @@ static SavedQuery upsert_machine_query = {
 	7, {TEXTOID, JSONBOID, TEXTARRAYOID, TEXTOID, INTERVALOID, REGROLEOID, INT4OID}
 };
 
+static SavedQuery save_revision_query = {
+	"INSERT INTO machine.revisions (machine, revision, definition, functions, defined_by) "
+	"VALUES ($1, $2, $3, $4, $5)",
+	5, {TEXTOID, INT4OID, JSONBOID, TEXTARRAYOID, REGROLEOID}
+};
+
+static SavedQuery revision_definition_query = {
+	"SELECT definition FROM machine.revisions "
+	"WHERE machine OPERATOR(pg_catalog.=) $1 AND revision OPERATOR(pg_catalog.=) $2",
+	2, {TEXTOID, INT4OID}
+};
+
 static SavedQuery machine_definition_query = {
 	"SELECT definition FROM machine.machines "
 	"WHERE name OPERATOR(pg_catalog.=) $1",
@@ -340,6 +353,7 @@ static Oid	instances_relid = InvalidOid;
 static Oid	tables_owner = InvalidOid;
 static Oid	events_relid = InvalidOid;
 static bool journal_positioned;	/* valid while events_relid is */
+static bool journal_revisions;	/* likewise */
 
 static Interval *
 interval_of(int64 us)
@@ -521,9 +535,23 @@ store_journal_positioned(void)
 		if (!OidIsValid(relid))
 			elog(ERROR, "table machine.events does not exist");
 		journal_positioned = get_attnum(relid, "txid") != InvalidAttrNumber;
+		journal_revisions = get_attnum(relid, "revision") != InvalidAttrNumber &&
+			OidIsValid(get_relname_relid("revisions", nsp));
 		events_relid = relid;
 	}
 	return journal_positioned;
+}
+
+/*
+ * Are revisions kept (machine.revisions, machine.events.revision)?  Not
+ * while the schema is still 1.0's either; the same update adds them and
+ * the journal's positions.
+ */
+bool
+store_has_revisions(void)
+{
+	(void) store_journal_positioned();
+	return journal_revisions;
 }
 
 /*
@@ -632,24 +660,29 @@ store_delete_actor(const char *actor_id)
 	return deleted > 0;
 }
 
-/* Append a journal row; a row already there for that version is a conflict */
+/*
+ * Append a journal row, applied by that revision of the actor's machine; a
+ * row already there for that version is a conflict
+ */
 void
 store_append_event(const char *actor_id, int64 version, Jsonb *event,
-				   const char *tag)
+				   const char *tag, int32 revision)
 {
-	Datum		values[4] = {
+	Datum		values[5] = {
 		CStringGetTextDatum(actor_id),
 		Int64GetDatum(version),
 		JsonbPGetDatum(event),
 		CStringGetTextDatum(tag),
+		Int32GetDatum(revision),
 	};
 	bool		appended;
 
 	if (store_direct_usable(DIRECT_EVENTS))
-		appended = store_direct_append_event(actor_id, version, event, tag);
+		appended = store_direct_append_event(actor_id, version, event, tag,
+											 revision);
 	else
 	{
-		run(store_journal_positioned() ? &append_event_query :
+		run(store_has_revisions() ? &append_event_query :
 			&append_event_1_0_query, values, 0);
 		appended = SPI_processed == 1;
 	}
@@ -909,7 +942,31 @@ store_save_machine(const char *name, int32 replaces, Jsonb *definition,
 		return 0;
 	revision = DatumGetInt32(column(0, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
+	if (store_has_revisions())
+	{
+		Datum		keep[5] = {
+			CStringGetTextDatum(name),
+			Int32GetDatum(revision),
+			JsonbPGetDatum(definition),
+			PointerGetDatum(functions),
+			ObjectIdGetDatum(GetUserId()),
+		};
+
+		run(&save_revision_query, keep, 0);
+	}
 	return revision;
+}
+
+/* The definition of a machine at a revision, or NULL */
+Jsonb *
+store_revision_definition(const char *name, int32 revision)
+{
+	Datum		values[2] = {CStringGetTextDatum(name), Int32GetDatum(revision)};
+
+	run(&revision_definition_query, values, 1);
+	if (SPI_processed == 0)
+		return NULL;
+	return jsonb_column(0, 1);
 }
 
 /* The stored definition of a machine, or NULL */

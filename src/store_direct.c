@@ -78,10 +78,11 @@ static const Oid instances_types[Natts_instances] = {
 };
 static const char *const events_columns[Natts_events] = {
 	"actor_id", "version", "event", "state_tag", "recorded_at", "position",
-	"txid"
+	"txid", "revision"
 };
 static const Oid events_types[Natts_events] = {
-	TEXTOID, INT8OID, JSONBOID, TEXTOID, TIMESTAMPTZOID, INT8OID, XID8OID
+	TEXTOID, INT8OID, JSONBOID, TEXTOID, TIMESTAMPTZOID, INT8OID, XID8OID,
+	INT4OID
 };
 static const char *const snapshots_columns[Natts_snapshots] = {
 	"actor_id", "version", "state", "state_tag", "taken_at"
@@ -556,15 +557,15 @@ journal_txid(FullTransactionId previous)
 
 /*
  * Insert a journal or snapshot row (actor_id, version, jsonb, tag, now),
- * and for the journal its position and txid.
- * False when the primary key's partial check finds that version there
- * already (live, or being inserted by another transaction): the caller
- * must then raise an error, which takes the new row away with the
- * transaction.
+ * and for the journal its position, txid and the revision that applied
+ * the event.  False when the primary key's partial check finds that
+ * version there already (live, or being inserted by another transaction):
+ * the caller must then raise an error, which takes the new row away with
+ * the transaction.
  */
 static bool
 insert_versioned(DirectTable *t, const char *actor_id, int64 version,
-				 Jsonb *value, const char *tag)
+				 Jsonb *value, const char *tag, int32 revision)
 {
 	OpenTable	ot;
 	TupleTableSlot *slot;
@@ -590,6 +591,7 @@ insert_versioned(DirectTable *t, const char *actor_id, int64 version,
 		slot->tts_values[Anum_events_position - 1] =
 			Int64GetDatum(nextval_internal(position_seq, false));
 		slot->tts_values[Anum_events_txid - 1] = FullTransactionIdGetDatum(txid);
+		slot->tts_values[Anum_events_revision - 1] = Int32GetDatum(revision);
 	}
 	ExecStoreVirtualTuple(slot);
 	simple_table_tuple_insert(ot.rel, slot);
@@ -603,9 +605,10 @@ insert_versioned(DirectTable *t, const char *actor_id, int64 version,
 /* Append a journal row; false for a duplicate version, which must be raised */
 bool
 store_direct_append_event(const char *actor_id, int64 version, Jsonb *event,
-						  const char *tag)
+						  const char *tag, int32 revision)
 {
-	return insert_versioned(&tables[EVENTS], actor_id, version, event, tag);
+	return insert_versioned(&tables[EVENTS], actor_id, version, event, tag,
+							revision);
 }
 
 /* Append a snapshot; false for a duplicate version, which must be raised */
@@ -613,5 +616,5 @@ bool
 store_direct_append_snapshot(const char *actor_id, int64 version,
 							 Jsonb *state, const char *tag)
 {
-	return insert_versioned(&tables[SNAPSHOTS], actor_id, version, state, tag);
+	return insert_versioned(&tables[SNAPSHOTS], actor_id, version, state, tag, 0);
 }

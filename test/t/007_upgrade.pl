@@ -215,6 +215,18 @@ foreach my $old (@older)
 		  FROM machine.events x ORDER BY position DESC LIMIT 1}),
 		't', "$old: the new journal row comes after the old ones");
 	is($node->safe_psql($db, q{
+		SELECT (SELECT count(*) FROM machine.machines m JOIN machine.revisions r
+		           ON r.machine = m.name AND r.revision = m.revision
+		          AND r.definition = m.definition AND r.functions = m.functions)
+		       = (SELECT count(*) FROM machine.machines)
+		   AND (SELECT count(*) FROM machine.revisions) = (SELECT count(*) FROM machine.machines)
+		   AND (SELECT revision FROM machine.events WHERE actor_id = 'order_forever-run'
+		         ORDER BY version DESC LIMIT 1)
+		       = (SELECT revision FROM machine.machines WHERE name = 'order_forever')
+		   AND (SELECT bool_and(revision IS NULL) FROM machine.events
+		         WHERE recorded_at < (SELECT max(recorded_at) FROM machine.events))}),
+		't', "$old: the latest revision of each machine is kept; new journal rows record theirs");
+	is($node->safe_psql($db, q{
 		SET ROLE upgrade_app;
 		SELECT string_agg(status, ',') FROM machine_restore_all('order_every 2')}),
 		'restored', "$old: a restore after the update");
