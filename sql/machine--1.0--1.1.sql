@@ -116,3 +116,137 @@ AS 'MODULE_PATHNAME', 'machine_definition_revision'
 LANGUAGE C STABLE STRICT;
 COMMENT ON FUNCTION machine_definition(text, integer) IS
 	'the definition of a machine at one of its revisions, or NULL';
+
+/* The "memory" adapter */
+
+/*
+ * The "memory" adapter: the actors of a machine defined with
+ * "persistence": {"adapter": "memory"} live in these UNLOGGED twins of the
+ * four tables above, with the same columns and keys.  They write no WAL: a
+ * crash empties them, taking every trace of those actors, and a standby
+ * has nothing in them.
+ */
+CREATE UNLOGGED TABLE machine.memory_instances (
+	actor_id text PRIMARY KEY,
+	machine text NOT NULL REFERENCES machine.machines (name),
+	status text NOT NULL
+		CHECK (status OPERATOR(pg_catalog.=) ANY ('{running,stopped,done}'::text[])),
+	version bigint NOT NULL CHECK (version OPERATOR(pg_catalog.>=) 0),
+	state jsonb NOT NULL,
+	state_tag text NOT NULL,
+	initial_state jsonb NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	last_activity_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+) WITH (fillfactor = 70);
+CREATE INDEX ON machine.memory_instances (machine);
+COMMENT ON TABLE machine.memory_instances IS
+	'the actors of machines with the "memory" adapter (unlogged: emptied by a crash)';
+
+CREATE UNLOGGED TABLE machine.memory_events (
+	actor_id text NOT NULL,
+	version bigint NOT NULL CHECK (version OPERATOR(pg_catalog.>=) 1),
+	event jsonb NOT NULL,
+	state_tag text NOT NULL,
+	recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	position bigint NOT NULL
+		DEFAULT pg_catalog.nextval('machine.events_position_seq'::pg_catalog.regclass),
+	txid pg_catalog.xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+	revision integer,
+	PRIMARY KEY (actor_id, version)
+);
+CREATE INDEX ON machine.memory_events (txid, position);
+COMMENT ON TABLE machine.memory_events IS
+	'the journal of the actors of the "memory" adapter (unlogged)';
+
+CREATE UNLOGGED TABLE machine.memory_snapshots (
+	actor_id text NOT NULL,
+	version bigint NOT NULL CHECK (version OPERATOR(pg_catalog.>=) 0),
+	state jsonb NOT NULL,
+	state_tag text NOT NULL,
+	taken_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (actor_id, version)
+);
+COMMENT ON TABLE machine.memory_snapshots IS
+	'the snapshots of the actors of the "memory" adapter (unlogged)';
+
+CREATE UNLOGGED TABLE machine.memory_timers (
+	timer_id bigint PRIMARY KEY
+		DEFAULT pg_catalog.nextval('machine.timers_timer_id_seq'::pg_catalog.regclass),
+	actor_id text NOT NULL,
+	armed_version bigint NOT NULL,
+	seq integer NOT NULL,
+	state_tag text NOT NULL,
+	event jsonb NOT NULL,
+	due_at timestamptz NOT NULL,
+	armed_by regrole NOT NULL,
+	UNIQUE (actor_id, armed_version, seq)
+);
+CREATE INDEX ON machine.memory_timers (due_at);
+COMMENT ON TABLE machine.memory_timers IS
+	'the durable timers of the actors of the "memory" adapter (unlogged)';
+
+SELECT pg_catalog.pg_extension_config_dump('machine.memory_instances', '');
+SELECT pg_catalog.pg_extension_config_dump('machine.memory_events', '');
+SELECT pg_catalog.pg_extension_config_dump('machine.memory_snapshots', '');
+SELECT pg_catalog.pg_extension_config_dump('machine.memory_timers', '');
+
+/*
+ * The views show the actors and timers of the "memory" adapter through
+ * these functions: a standby refuses any query that names an UNLOGGED
+ * table, and there they return nothing.  Each returns only the rows of the
+ * machines the calling role may read, as the views do.
+ */
+CREATE FUNCTION machine.memory_actors()
+RETURNS TABLE (id text, machine text, machine_type text,
+			   created_at timestamptz, last_activity_at timestamptz,
+			   version bigint, state_tag text, status text,
+			   snapshot_version bigint)
+AS 'MODULE_PATHNAME', 'machine_memory_actors'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION machine.memory_actors() IS
+	'the actors of the "memory" adapter the current role may read (none on a standby)';
+
+CREATE FUNCTION machine.memory_pending_timers()
+RETURNS TABLE (actor_id text, machine text, state_tag text, event jsonb,
+			   due_at timestamptz, armed_version bigint, armed_by regrole)
+AS 'MODULE_PATHNAME', 'machine_memory_pending_timers'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION machine.memory_pending_timers() IS
+	'the timers of actors of the "memory" adapter the current role may read (none on a standby)';
+
+CREATE OR REPLACE VIEW machine.actors WITH (security_barrier) AS
+	SELECT i.actor_id AS id,
+		   i.machine,
+		   m.machine_type,
+		   i.created_at,
+		   i.last_activity_at,
+		   i.version,
+		   i.state_tag,
+		   i.status,
+		   (SELECT pg_catalog.max(s.version)
+			  FROM machine.snapshots s
+			 WHERE s.actor_id OPERATOR(pg_catalog.=) i.actor_id) AS snapshot_version
+	  FROM machine.instances i
+	  JOIN machine.machines m ON m.name OPERATOR(pg_catalog.=) i.machine
+	 WHERE machine.may_read(m.owner, m.acl)
+	UNION ALL
+	SELECT a.id, a.machine, a.machine_type, a.created_at, a.last_activity_at,
+		   a.version, a.state_tag, a.status, a.snapshot_version
+	  FROM machine.memory_actors() a;
+
+CREATE OR REPLACE VIEW machine.pending_timers WITH (security_barrier) AS
+	SELECT t.actor_id,
+		   i.machine,
+		   t.state_tag,
+		   t.event,
+		   t.due_at,
+		   t.armed_version,
+		   t.armed_by
+	  FROM machine.timers t
+	  JOIN machine.instances i ON i.actor_id OPERATOR(pg_catalog.=) t.actor_id
+	  JOIN machine.machines m ON m.name OPERATOR(pg_catalog.=) i.machine
+	 WHERE machine.may_read(m.owner, m.acl)
+	UNION ALL
+	SELECT t.actor_id, t.machine, t.state_tag, t.event, t.due_at,
+		   t.armed_version, t.armed_by
+	  FROM machine.memory_pending_timers() t;

@@ -112,7 +112,9 @@ SELECT call,
   ('machine_slice_of', $$SELECT machine_slice_of('m-1')::text$$),
   ('view machine.definitions', $$SELECT count(*)::text FROM machine.definitions$$),
   ('view machine.actors', $$SELECT count(*)::text FROM machine.actors$$),
-  ('view machine.pending_timers', $$SELECT count(*)::text FROM machine.pending_timers$$)
+  ('view machine.pending_timers', $$SELECT count(*)::text FROM machine.pending_timers$$),
+  ('machine.memory_actors', $$SELECT count(*)::text FROM machine.memory_actors()$$),
+  ('machine.memory_pending_timers', $$SELECT count(*)::text FROM machine.memory_pending_timers()$$)
   ) AS calls(call, stmt);
 SELECT format('%s %s', priv, t) AS call,
        pg_temp.try('regress_machine_admin', stmt) AS owner,
@@ -124,7 +126,9 @@ SELECT format('%s %s', priv, t) AS call,
   FROM (VALUES ('machine.machines', 'revision'), ('machine.revisions', 'revision'),
                ('machine.instances', 'version'),
                ('machine.events', 'version'), ('machine.snapshots', 'version'),
-               ('machine.timers', 'armed_by')) AS tables(t, col),
+               ('machine.timers', 'armed_by'),
+               ('machine.memory_instances', 'version'), ('machine.memory_events', 'version'),
+               ('machine.memory_snapshots', 'version'), ('machine.memory_timers', 'armed_by')) AS tables(t, col),
        LATERAL (VALUES
          ('SELECT', format('SELECT ''ok'' FROM %s LIMIT 1', t)),
          ('INSERT', format('INSERT INTO %s DEFAULT VALUES', t)),

@@ -94,7 +94,7 @@ spawn_work(void *arg)
 	start = start_state(cm, a->state_name);
 	entered = &cm->def->states[start];
 	state = jsonb_with_tag(a->data, NULL, entered->name);
-	if (!store_insert_actor(a->actor_id, cm->name,
+	if (!store_insert_actor(cm->store, a->actor_id, cm->name,
 							entered->final ? ACTOR_DONE : ACTOR_RUNNING,
 							state, entered->name))
 	{
@@ -333,15 +333,15 @@ machine_stop(PG_FUNCTION_ARGS)
 		CompiledMachine *cm = machine_lookup(row.machine, false);
 
 		machine_authorize(cm, MACHINE_SEND);
-		store_cancel_timers(actor_id);
+		store_cancel_timers(row.store, actor_id);
 		if (cm->def->persistence.enabled)
 		{
-			(void) store_insert_snapshot(actor_id, row.version, row.state,
-										 row.state_tag);
-			store_set_status(actor_id, ACTOR_STOPPED);
+			(void) store_insert_snapshot(row.store, actor_id, row.version,
+										 row.state, row.state_tag);
+			store_set_status(row.store, actor_id, ACTOR_STOPPED);
 		}
 		else
-			(void) store_delete_actor(actor_id);
+			(void) store_delete_actor(row.store, actor_id);
 		stopped = true;
 	}
 	SPI_finish();
@@ -369,7 +369,7 @@ machine_delete(PG_FUNCTION_ARGS)
 	if (deleted)
 	{
 		machine_authorize_by_name(row.machine, MACHINE_DELETE);
-		deleted = store_delete_actor(actor_id);
+		deleted = store_delete_actor(row.store, actor_id);
 	}
 	SPI_finish();
 
@@ -409,7 +409,8 @@ machine_persist(PG_FUNCTION_ARGS)
 				 errmsg("machine \"%s\" of actor \"%s\" is not persistent",
 						cm->name, actor_id),
 				 errhint("Add a \"persistence\" object to the machine's definition.")));
-	(void) store_insert_snapshot(actor_id, row.version, row.state, row.state_tag);
+	(void) store_insert_snapshot(row.store, actor_id, row.version, row.state,
+								 row.state_tag);
 	SPI_finish();
 
 	PG_RETURN_INT64(row.version);

@@ -15,6 +15,7 @@
  *					simulate
  *	 store.c		every read and write of the extension's tables, in SQL
  *	 store_direct.c	the per-send reads and writes, without the executor
+ *	 memory.c		the "memory" adapter's rows for the views
  *	 send.c			machine_send: the transition path
  *	 actors.c		spawn, state, version, stop, delete, persist
  *	 entity.c		machine_send_entity: spawn on the first message
@@ -55,12 +56,29 @@
 /* Longest accepted actor id, in bytes */
 #define MACHINE_MAX_ACTOR_ID_LEN 255
 
+/*
+ * Where a machine's actors live: the built-in tables, or their UNLOGGED
+ * twins of the "memory" adapter (machine.memory_instances and so on).  An
+ * actor lives where its machine says: a machine with actors cannot change
+ * its adapter.
+ */
+typedef enum StoreKind
+{
+	STORE_TABLES,
+	STORE_MEMORY
+} StoreKind;
+
+#define STORE_NKINDS 2
+
+extern StoreKind store_kind_of(const MachineDef *def);
+
 /* registry.c: a compiled machine, cached per backend */
 typedef struct CompiledMachine
 {
 	char		name[NAMEDATALEN];	/* hash key */
 	int32		revision;
 	MachineDef *def;			/* malloc'd by the compiler */
+	StoreKind	store;			/* where its actors live */
 	FmgrInfo   *functions;		/* parallel to def->functions */
 	bool	   *busy;			/* functions[i] is running */
 	char	   *machine_type;
@@ -149,6 +167,7 @@ typedef struct ActorRow
 	char	   *state_tag;
 	Datum		initial_state;	/* jsonb as stored; see actor_initial_state() */
 	Datum		created_at;
+	StoreKind	store;			/* the tables it was read from */
 	ItemPointerData tid;		/* of the row locked by the direct path, or
 								 * invalid */
 } ActorRow;
@@ -174,24 +193,28 @@ extern void store_unbecome_owner(AsOwner *saved);
 extern const char *actor_status_name(ActorStatus status);
 extern ActorStatus actor_status_parse(const char *name);
 extern Oid	store_instances_relid(void);
+extern bool store_memory_available(void);
 extern void store_forget_relation(Oid relid);
 extern bool store_read_actor(const char *actor_id, RowLock lock, ActorRow *row);
-extern bool store_insert_actor(const char *actor_id, const char *machine,
+extern bool store_insert_actor(StoreKind kind, const char *actor_id,
+							   const char *machine,
 							   ActorStatus status, Jsonb *state,
 							   const char *tag);
 extern void store_update_actor(const char *actor_id, ActorRow *row,
 							   ActorStatus status, int64 version, Jsonb *state,
 							   const char *tag);
-extern void store_set_status(const char *actor_id, ActorStatus status);
-extern bool store_delete_actor(const char *actor_id);
+extern void store_set_status(StoreKind kind, const char *actor_id,
+							 ActorStatus status);
+extern bool store_delete_actor(StoreKind kind, const char *actor_id);
 extern bool store_has_revisions(void);
-extern void store_append_event(const char *actor_id, int64 version,
-							   Jsonb *event, const char *tag, int32 revision);
-extern bool store_insert_snapshot(const char *actor_id, int64 version,
+extern void store_append_event(StoreKind kind, const char *actor_id,
+							   int64 version, Jsonb *event, const char *tag,
+							   int32 revision);
+extern bool store_insert_snapshot(StoreKind kind, const char *actor_id, int64 version,
 								  Jsonb *state, const char *tag);
-extern void store_append_snapshot(const char *actor_id, int64 version,
+extern void store_append_snapshot(StoreKind kind, const char *actor_id, int64 version,
 								  Jsonb *state, const char *tag);
-extern Jsonb *store_latest_snapshot(const char *actor_id, int64 upto,
+extern Jsonb *store_latest_snapshot(StoreKind kind, const char *actor_id, int64 upto,
 								   int64 *version);
 
 typedef struct JournalEntry
@@ -204,11 +227,11 @@ typedef struct JournalEntry
 } JournalEntry;
 
 typedef void (*EventCallback) (JournalEntry *entry, void *arg);
-extern void store_scan_events(const char *actor_id, int64 after, int64 upto,
+extern void store_scan_events(StoreKind kind, const char *actor_id, int64 after, int64 upto,
 							  EventCallback callback, void *arg);
-extern void store_latest_snapshots(Datum *ids, Datum *uptos, int n,
+extern void store_latest_snapshots(StoreKind kind, Datum *ids, Datum *uptos, int n,
 								   Jsonb **states, int64 *versions);
-extern void store_scan_events_of(Datum *ids, Datum *afters, Datum *uptos, int n,
+extern void store_scan_events_of(StoreKind kind, Datum *ids, Datum *afters, Datum *uptos, int n,
 								 EventCallback callback, void *arg);
 extern int64 store_count_actors(const char *machine);
 extern void store_delete_actors_of(const char *machine);
@@ -247,19 +270,27 @@ typedef enum DirectTableId
 	DIRECT_SNAPSHOTS
 } DirectTableId;
 
-extern bool store_direct_usable(DirectTableId table);
+extern bool store_direct_usable(StoreKind kind, DirectTableId table);
 extern void store_direct_forget(Oid relid);
-extern bool store_direct_lock_actor(const char *actor_id, ActorRow *row);
+extern bool store_direct_lock_actor(StoreKind kind, const char *actor_id,
+									ActorRow *row);
+extern bool store_direct_actor_exists(StoreKind kind, const char *actor_id);
 extern void store_direct_update_actor(const char *actor_id, ActorRow *row,
 									  ActorStatus status, int64 version,
 									  Jsonb *state, const char *tag);
-extern bool store_direct_append_event(const char *actor_id, int64 version,
-									  Jsonb *event, const char *tag,
-									  int32 revision);
-extern bool store_direct_append_snapshot(const char *actor_id, int64 version,
+extern bool store_direct_append_event(StoreKind kind, const char *actor_id,
+									  int64 version, Jsonb *event,
+									  const char *tag, int32 revision);
+extern bool store_direct_append_snapshot(StoreKind kind, const char *actor_id, int64 version,
 										 Jsonb *state, const char *tag);
 
 /* store.c: rows of machine.timers */
+typedef struct TimerRef
+{
+	StoreKind	kind;
+	int64		timer_id;
+} TimerRef;
+
 typedef struct DueTimer
 {
 	char	   *actor_id;
@@ -268,13 +299,14 @@ typedef struct DueTimer
 	Oid			role;			/* who armed it: the timer sends as that role */
 } DueTimer;
 
-extern void store_arm_timer(const char *actor_id, int64 version, int seq,
+extern void store_arm_timer(StoreKind kind, const char *actor_id, int64 version, int seq,
 							const char *tag, Jsonb *event, int64 delay_us,
 							Oid role);
-extern void store_cancel_timers(const char *actor_id);
-extern void store_move_timers(const char *actor_id, int64 version);
+extern void store_cancel_timers(StoreKind kind, const char *actor_id);
+extern void store_move_timers(StoreKind kind, const char *actor_id,
+							  int64 version);
 extern List *store_claim_timers(int limit);
-extern bool store_take_timer(int64 timer_id, DueTimer *timer);
+extern bool store_take_timer(TimerRef *ref, DueTimer *timer);
 extern int	store_take_spaced_snapshots(int limit);
 
 /* send.c: the transition path shared by spawn, send, restore and rewind */

@@ -350,6 +350,41 @@ stored_function(const char *machine, const MdFunction *fn, const char *name)
 	return oid;
 }
 
+/* Where the actors of a compiled machine live */
+StoreKind
+store_kind_of(const MachineDef *def)
+{
+	const char *adapter = def->persistence.adapter;
+
+	if (adapter != NULL && strcmp(adapter, "memory") == 0)
+		return STORE_MEMORY;
+	return STORE_TABLES;
+}
+
+/* The adapter a definition names, as it is checked when defined */
+static void
+check_adapter(const MachineDef *def)
+{
+	const char *adapter = def->persistence.adapter;
+
+	if (adapter == NULL || strcmp(adapter, "tables") == 0)
+		return;
+	if (strcmp(adapter, "memory") == 0)
+	{
+		if (!store_memory_available())
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("persistence.adapter: adapter \"memory\" needs version 1.1 of extension \"machine\""),
+					 errdetail("The tables of the \"memory\" adapter do not exist in this database."),
+					 errhint("Update the extension with ALTER EXTENSION machine UPDATE.")));
+		return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+			 errmsg("persistence.adapter: unknown adapter \"%s\"", adapter),
+			 errhint("The adapters are \"tables\" (the default) and \"memory\".")));
+}
+
 static MachineDef *
 compile_or_error(const char *json)
 {
@@ -433,6 +468,7 @@ machine_lookup(const char *name, bool missing_ok)
 	PG_TRY();
 	{
 		cm->def = compile_or_error(stored.definition);
+		cm->store = store_kind_of(cm->def);
 		deconstruct_array(stored.functions, TEXTOID, -1, false, TYPALIGN_INT,
 						  &names, NULL, &nnames);
 		if (nnames != cm->def->nfunctions)
@@ -661,6 +697,7 @@ typedef struct Resolved
 	const char *machine_type;
 	int64		snapshot_spacing;	/* microseconds; 0: not "spaced" */
 	bool		needs_worker;
+	StoreKind	store;
 } Resolved;
 
 /*
@@ -673,6 +710,8 @@ resolve_definition(const MachineDef *def, const char *name, Resolved *out)
 	Datum	   *names = palloc(sizeof(Datum) * Max(def->nfunctions, 1));
 	Datum	   *states = palloc(sizeof(Datum) * def->nstates);
 
+	check_adapter(def);
+	out->store = store_kind_of(def);
 	for (int i = 0; i < def->nfunctions; i++)
 	{
 		Oid			oid = resolve_function(&def->functions[i]);
@@ -764,6 +803,27 @@ machine_define(PG_FUNCTION_ARGS)
 		replaces = stored.revision;
 	}
 	machine_lock(name, ExclusiveLock);
+
+	/* the actors stay where they are: the adapter changes only without */
+	if (replaces != 0)
+	{
+		char		errbuf[64];
+		MachineDef *old = md_compile(stored.definition,
+									 strlen(stored.definition), errbuf,
+									 sizeof(errbuf));
+		StoreKind	old_store = old ? store_kind_of(old) : STORE_TABLES;
+
+		if (old)
+			md_free(old);
+		if (old_store != resolved.store && store_count_actors(name) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot change the adapter of machine \"%s\" while it has actors",
+							name),
+					 errdetail("Its actors live in the tables of adapter \"%s\".",
+							   old_store == STORE_MEMORY ? "memory" : "tables"),
+					 errhint("Delete its actors first, or drop the machine with cascade and define it again.")));
+	}
 
 	outside = store_actors_outside(name, resolved.tags);
 	if (outside != NIL)

@@ -187,7 +187,8 @@ machine_fold(const char *actor_id, CompiledMachine *cm, Jsonb *initial_state,
 	Jsonb	   *result;
 
 	if (!from_start)
-		snapshot = store_latest_snapshot(actor_id, upto, &snapshot_version);
+		snapshot = store_latest_snapshot(cm->store, actor_id, upto,
+										 &snapshot_version);
 	create_step_contexts(step_context);
 	fold_start(&f, actor_id, cm, snapshot ? snapshot : initial_state,
 			   snapshot_version, step_context);
@@ -195,7 +196,8 @@ machine_fold(const char *actor_id, CompiledMachine *cm, Jsonb *initial_state,
 	f.arg = arg;
 
 	if (f.version < upto)
-		store_scan_events(actor_id, f.version, upto, fold_event, &f);
+		store_scan_events(cm->store, actor_id, f.version, upto, fold_event,
+						  &f);
 	result = fold_finish(&f, upto, snapshot != NULL, snapshot_version);
 	MemoryContextDelete(step_context[0]);
 	MemoryContextDelete(step_context[1]);
@@ -381,7 +383,8 @@ restore_chunk(void *arg)
 	ActorRow   *rows = palloc0(sizeof(ActorRow) * n);
 	CompiledMachine **cms = palloc0(sizeof(CompiledMachine *) * n);
 	Datum	   *ids = palloc(sizeof(Datum) * n);
-	Datum	   *uptos = palloc(sizeof(Datum) * n);
+	Datum	   *uptos_of[STORE_NKINDS] = {NULL};
+	bool		kinds_used[STORE_NKINDS] = {false};
 	Datum	   *afters = palloc(sizeof(Datum) * n);
 	Jsonb	  **snapshots = palloc0(sizeof(Jsonb *) * n);
 	int64	   *snapshot_versions = palloc0(sizeof(int64) * n);
@@ -415,11 +418,27 @@ restore_chunk(void *arg)
 			}
 		}
 		ids[i] = CStringGetTextDatum(item->actor_id);
-		/* actors not to restore fold nothing: upto 0 matches no row */
-		uptos[i] = Int64GetDatum(cms[i] ? rows[i].version : 0);
+		kinds_used[cms[i] ? rows[i].store : STORE_TABLES] = true;
 	}
 
-	store_latest_snapshots(ids, uptos, n, snapshots, snapshot_versions);
+	/*
+	 * One query per kind of tables the actors live in; actors not to
+	 * restore, or living in other tables, fold nothing: upto 0 matches no
+	 * row.
+	 */
+	for (int kind = 0; kind < STORE_NKINDS; kind++)
+	{
+		Datum	   *kind_uptos = palloc(sizeof(Datum) * n);
+
+		if (!kinds_used[kind])
+			continue;
+		for (int i = 0; i < n; i++)
+			kind_uptos[i] = Int64GetDatum(cms[i] && rows[i].store == kind ?
+										  rows[i].version : 0);
+		uptos_of[kind] = kind_uptos;
+		store_latest_snapshots((StoreKind) kind, ids, kind_uptos, n,
+							   snapshots, snapshot_versions);
+	}
 	create_step_contexts(step_context);
 	for (int i = 0; i < n; i++)
 	{
@@ -435,7 +454,11 @@ restore_chunk(void *arg)
 		/* a fold with nothing to read is finished as it starts */
 		c.states[i] = c.folds[i].state;
 	}
-	store_scan_events_of(ids, afters, uptos, n, chunk_fold_event, &c);
+	/* each actor's journal comes whole from one query */
+	for (int kind = 0; kind < STORE_NKINDS; kind++)
+		if (kinds_used[kind])
+			store_scan_events_of((StoreKind) kind, ids, afters, uptos_of[kind],
+								 n, chunk_fold_event, &c);
 	chunk_finish_current(&c);
 
 	for (int i = 0; i < n; i++)

@@ -134,10 +134,11 @@ actor_record(const Transition *t)
 	store_update_actor(t->actor_id, t->row, to->final ? ACTOR_DONE : ACTOR_RUNNING,
 					   t->version, t->state, to->name);
 	if (def->persistence.enabled && def->persistence.journal_events)
-		store_append_event(t->actor_id, t->version, t->event, to->name,
-						   t->cm->revision);
+		store_append_event(t->row->store, t->actor_id, t->version, t->event,
+						   to->name, t->cm->revision);
 	if (machine_should_snapshot(def, t->version))
-		store_append_snapshot(t->actor_id, t->version, t->state, to->name);
+		store_append_snapshot(t->row->store, t->actor_id, t->version,
+							  t->state, to->name);
 	timers_transition(t->actor_id, t->cm, t->from, t->to, t->left, t->version);
 	if (def->notify)
 		announce(t);

@@ -10,6 +10,15 @@
  *						was spawned with (what a fold starts from)
  *	 machine.events		the journal, primary key (actor_id, version)
  *	 machine.snapshots	snapshots, primary key (actor_id, version)
+ *	 machine.timers		durable timers
+ *
+ * The actors of a machine with the "memory" adapter live in UNLOGGED twins
+ * of the last four, machine.memory_instances and so on, with the same
+ * columns and keys: every query on the actors' tables is prepared for
+ * both, the twin's text derived from the other by its table names.  An
+ * actor is looked for in the built-in tables first, then in the twins;
+ * its id is unique across both.  A crash empties the twins, and with them
+ * every trace of those actors; a standby has nothing in them to read.
  *
  * All access goes through SPI plans prepared once per backend and kept, so
  * the per-call cost is the executor's, not the parser's.  The SQL text is
@@ -32,7 +41,9 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -43,6 +54,7 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/varlena.h"
 
 #include "machine.h"
 
@@ -51,7 +63,7 @@ typedef struct SavedQuery
 	const char *sql;
 	int			nargs;
 	Oid			argtypes[7];
-	SPIPlanPtr	plan;
+	SPIPlanPtr	plans[STORE_NKINDS];	/* by StoreKind */
 } SavedQuery;
 
 #define ACTOR_COLUMNS \
@@ -350,6 +362,9 @@ static const char *const status_names[] = {
 };
 
 static Oid	instances_relid = InvalidOid;
+static Oid	memory_relid = InvalidOid;
+static bool read_actor_in(StoreKind kind, const char *actor_id, RowLock lock,
+						  ActorRow *row);
 static Oid	tables_owner = InvalidOid;
 static Oid	events_relid = InvalidOid;
 static bool journal_positioned;	/* valid while events_relid is */
@@ -418,32 +433,73 @@ store_unbecome_owner(AsOwner *saved)
 	SetUserIdAndSecContext(saved->userid, saved->sec_context);
 }
 
-/* The plan of a saved query, prepared on first use in this backend */
-static SPIPlanPtr
-prepared(SavedQuery *query)
+/* The actors' tables whose twins hold the actors of the "memory" adapter */
+static const char *const actor_tables[] = {
+	"machine.instances", "machine.events", "machine.snapshots", "machine.timers"
+};
+
+/* A query's text with the actors' tables replaced by their memory twins */
+static char *
+memory_twin_sql(const char *sql)
 {
-	if (query->plan == NULL)
+	StringInfoData buf;
+	const char *p = sql;
+
+	initStringInfo(&buf);
+	while (*p)
 	{
-		SPIPlanPtr	plan = SPI_prepare(query->sql, query->nargs,
-									   query->argtypes);
+		bool		replaced = false;
+
+		for (int i = 0; i < lengthof(actor_tables); i++)
+		{
+			size_t		len = strlen(actor_tables[i]);
+
+			if (strncmp(p, actor_tables[i], len) == 0 && !isalnum((unsigned char) p[len]) &&
+				p[len] != '_')
+			{
+				appendStringInfo(&buf, "machine.memory_%s", actor_tables[i] + strlen("machine."));
+				p += len;
+				replaced = true;
+				break;
+			}
+		}
+		if (!replaced)
+			appendStringInfoChar(&buf, *p++);
+	}
+	return buf.data;
+}
+
+/*
+ * The plan of a saved query on the tables of one kind, prepared on first use
+ * in this backend
+ */
+static SPIPlanPtr
+prepared_in(StoreKind kind, SavedQuery *query)
+{
+	if (query->plans[kind] == NULL)
+	{
+		char	   *sql = kind == STORE_MEMORY ?
+			memory_twin_sql(query->sql) : (char *) query->sql;
+		SPIPlanPtr	plan = SPI_prepare(sql, query->nargs, query->argtypes);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s",
 				 SPI_result_code_string(SPI_result));
 		SPI_keepplan(plan);
-		query->plan = plan;
+		query->plans[kind] = plan;
 	}
-	return query->plan;
+	return query->plans[kind];
 }
 
 static int
-run_with_nulls(SavedQuery *query, Datum *values, const char *nulls, long count)
+run_in_with_nulls(StoreKind kind, SavedQuery *query, Datum *values,
+				  const char *nulls, long count)
 {
 	AsOwner		saved;
 	int			rc;
 
 	store_become_owner(&saved);
-	rc = SPI_execute_plan(prepared(query), values, nulls, false, count);
+	rc = SPI_execute_plan(prepared_in(kind, query), values, nulls, false, count);
 	store_unbecome_owner(&saved);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
@@ -451,9 +507,51 @@ run_with_nulls(SavedQuery *query, Datum *values, const char *nulls, long count)
 }
 
 static int
+run_with_nulls(SavedQuery *query, Datum *values, const char *nulls, long count)
+{
+	return run_in_with_nulls(STORE_TABLES, query, values, nulls, count);
+}
+
+/* Run a query on the built-in tables */
+static int
 run(SavedQuery *query, Datum *values, long count)
 {
-	return run_with_nulls(query, values, NULL, count);
+	return run_in_with_nulls(STORE_TABLES, query, values, NULL, count);
+}
+
+/* Run a query on the tables of one kind */
+static int
+run_in(StoreKind kind, SavedQuery *query, Datum *values, long count)
+{
+	return run_in_with_nulls(kind, query, values, NULL, count);
+}
+
+/*
+ * Do the "memory" adapter's tables exist?  They do not in a database whose
+ * extension is still at 1.0.  Only their presence is remembered, until an
+ * invalidation: a later ALTER EXTENSION UPDATE is seen at once.
+ */
+bool
+store_memory_available(void)
+{
+	if (!OidIsValid(memory_relid))
+	{
+		Oid			nsp = get_namespace_oid("machine", true);
+
+		if (OidIsValid(nsp))
+			memory_relid = get_relname_relid("memory_instances", nsp);
+	}
+	return OidIsValid(memory_relid);
+}
+
+/*
+ * How many kinds of tables may hold actors here (StoreKinds from 0): a
+ * standby cannot read UNLOGGED tables, and they hold nothing there.
+ */
+static int
+store_kinds(void)
+{
+	return RecoveryInProgress() || !store_memory_available() ? 1 : STORE_NKINDS;
 }
 
 static Datum
@@ -516,6 +614,8 @@ store_forget_relation(Oid relid)
 		instances_relid = InvalidOid;
 		tables_owner = InvalidOid;
 	}
+	if (relid == InvalidOid || relid == memory_relid)
+		memory_relid = InvalidOid;
 	if (relid == InvalidOid || relid == events_relid)
 		events_relid = InvalidOid;
 }
@@ -567,23 +667,34 @@ store_has_revisions(void)
 bool
 store_read_actor(const char *actor_id, RowLock lock, ActorRow *row)
 {
+	for (int kind = 0; kind < store_kinds(); kind++)
+		if (read_actor_in((StoreKind) kind, actor_id, lock, row))
+			return true;
+	return false;
+}
+
+static bool
+read_actor_in(StoreKind kind, const char *actor_id, RowLock lock,
+			  ActorRow *row)
+{
 	Datum		values[1] = {CStringGetTextDatum(actor_id)};
 	bool		isnull;
 
-	if (lock == ROW_LOCK_UPDATE && store_direct_usable(DIRECT_INSTANCES))
-		return store_direct_lock_actor(actor_id, row);
+	if (lock == ROW_LOCK_UPDATE && store_direct_usable(kind, DIRECT_INSTANCES))
+		return store_direct_lock_actor(kind, actor_id, row);
 	if (lock != ROW_NO_LOCK)
 	{
 		LockRelationOid(store_instances_relid(), RowExclusiveLock);
-		run(&read_actor_query[ROW_NO_LOCK], values, 1);
+		run_in(kind, &read_actor_query[ROW_NO_LOCK], values, 1);
 		if (SPI_processed == 0)
 			return false;
 		machine_lock(text_column(0, 1), RowExclusiveLock);
 		SPI_freetuptable(SPI_tuptable);
 	}
-	run(&read_actor_query[lock], values, 1);
+	run_in(kind, &read_actor_query[lock], values, 1);
 	if (SPI_processed == 0)
 		return false;
+	row->store = kind;
 	row->machine = text_column(0, 1);
 	row->status = actor_status_parse(text_column(0, 2));
 	row->version = int8_column(0, 3);
@@ -596,9 +707,14 @@ store_read_actor(const char *actor_id, RowLock lock, ActorRow *row)
 	return true;
 }
 
-/* Insert a new actor at version 0; false when the id is taken */
+/*
+ * Insert a new actor at version 0 into the tables of its kind; false when
+ * the id is taken, in those tables or in the others.  An id is unique
+ * across both: after the insert, a spawn of the same id into the others
+ * that is under way is waited for, and if it succeeded this one fails.
+ */
 bool
-store_insert_actor(const char *actor_id, const char *machine,
+store_insert_actor(StoreKind kind, const char *actor_id, const char *machine,
 				   ActorStatus status, Jsonb *state, const char *tag)
 {
 	Datum		values[5] = {
@@ -609,8 +725,22 @@ store_insert_actor(const char *actor_id, const char *machine,
 		CStringGetTextDatum(tag),
 	};
 
-	run(&insert_actor_query, values, 0);
-	return SPI_processed == 1;
+	StoreKind	other = kind == STORE_TABLES ? STORE_MEMORY : STORE_TABLES;
+	ActorRow	row;
+
+	if (store_kinds() > 1 && read_actor_in(other, actor_id, ROW_NO_LOCK, &row))
+		return false;
+	run_in(kind, &insert_actor_query, values, 0);
+	if (SPI_processed != 1)
+		return false;
+	/* a spawn of the same id into the other tables may be under way */
+	if (store_kinds() > 1 && store_direct_usable(other, DIRECT_INSTANCES) &&
+		store_direct_actor_exists(other, actor_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("actor \"%s\" already exists", actor_id),
+				 errdetail("It was spawned concurrently, with a machine of another adapter.")));
+	return true;
 }
 
 /* Update the row of an actor read (and locked) by store_read_actor() */
@@ -626,35 +756,36 @@ store_update_actor(const char *actor_id, ActorRow *row, ActorStatus status,
 		CStringGetTextDatum(tag),
 	};
 
-	if (ItemPointerIsValid(&row->tid) && store_direct_usable(DIRECT_INSTANCES))
+	if (ItemPointerIsValid(&row->tid) &&
+		store_direct_usable(row->store, DIRECT_INSTANCES))
 	{
 		store_direct_update_actor(actor_id, row, status, version, state, tag);
 		return;
 	}
-	run(&update_actor_query, values, 0);
+	run_in(row->store, &update_actor_query, values, 0);
 	if (SPI_processed != 1)
 		elog(ERROR, "actor \"%s\" vanished while locked", actor_id);
 }
 
 void
-store_set_status(const char *actor_id, ActorStatus status)
+store_set_status(StoreKind kind, const char *actor_id, ActorStatus status)
 {
 	Datum		values[2] = {
 		CStringGetTextDatum(actor_id),
 		CStringGetTextDatum(status_names[status]),
 	};
 
-	run(&set_status_query, values, 0);
+	run_in(kind, &set_status_query, values, 0);
 }
 
 /* Erase an actor everywhere; false when nothing was there */
 bool
-store_delete_actor(const char *actor_id)
+store_delete_actor(StoreKind kind, const char *actor_id)
 {
 	Datum		values[1] = {CStringGetTextDatum(actor_id)};
 	int64		deleted;
 
-	run(&delete_actor_query, values, 1);
+	run_in(kind, &delete_actor_query, values, 1);
 	deleted = int8_column(0, 1);
 	SPI_freetuptable(SPI_tuptable);
 	return deleted > 0;
@@ -665,8 +796,8 @@ store_delete_actor(const char *actor_id)
  * row already there for that version is a conflict
  */
 void
-store_append_event(const char *actor_id, int64 version, Jsonb *event,
-				   const char *tag, int32 revision)
+store_append_event(StoreKind kind, const char *actor_id, int64 version,
+				   Jsonb *event, const char *tag, int32 revision)
 {
 	Datum		values[5] = {
 		CStringGetTextDatum(actor_id),
@@ -677,13 +808,13 @@ store_append_event(const char *actor_id, int64 version, Jsonb *event,
 	};
 	bool		appended;
 
-	if (store_direct_usable(DIRECT_EVENTS))
-		appended = store_direct_append_event(actor_id, version, event, tag,
-											 revision);
+	if (store_direct_usable(kind, DIRECT_EVENTS))
+		appended = store_direct_append_event(kind, actor_id, version, event,
+											 tag, revision);
 	else
 	{
-		run(store_has_revisions() ? &append_event_query :
-			&append_event_1_0_query, values, 0);
+		run_in(kind, store_has_revisions() ? &append_event_query :
+			   &append_event_1_0_query, values, 0);
 		appended = SPI_processed == 1;
 	}
 	if (!appended)
@@ -701,8 +832,8 @@ store_append_event(const char *actor_id, int64 version, Jsonb *event,
  * concurrent inserter instead of failing.
  */
 bool
-store_insert_snapshot(const char *actor_id, int64 version, Jsonb *state,
-					  const char *tag)
+store_insert_snapshot(StoreKind kind, const char *actor_id, int64 version,
+					  Jsonb *state, const char *tag)
 {
 	Datum		values[4] = {
 		CStringGetTextDatum(actor_id),
@@ -711,21 +842,22 @@ store_insert_snapshot(const char *actor_id, int64 version, Jsonb *state,
 		CStringGetTextDatum(tag),
 	};
 
-	run(&insert_snapshot_query, values, 0);
+	run_in(kind, &insert_snapshot_query, values, 0);
 	return SPI_processed == 1;
 }
 
 /* The snapshot a send's schedule takes; one of that version is a conflict */
 void
-store_append_snapshot(const char *actor_id, int64 version, Jsonb *state,
-					  const char *tag)
+store_append_snapshot(StoreKind kind, const char *actor_id, int64 version,
+					  Jsonb *state, const char *tag)
 {
 	bool		appended;
 
-	if (store_direct_usable(DIRECT_SNAPSHOTS))
-		appended = store_direct_append_snapshot(actor_id, version, state, tag);
+	if (store_direct_usable(kind, DIRECT_SNAPSHOTS))
+		appended = store_direct_append_snapshot(kind, actor_id, version,
+												state, tag);
 	else
-		appended = store_insert_snapshot(actor_id, version, state, tag);
+		appended = store_insert_snapshot(kind, actor_id, version, state, tag);
 	if (!appended)
 		ereport(ERROR,
 				(errcode(ERRCODE_MACHINE_VERSION_CONFLICT),
@@ -736,12 +868,13 @@ store_append_snapshot(const char *actor_id, int64 version, Jsonb *state,
 
 /* The latest snapshot at or below a version; NULL when there is none */
 Jsonb *
-store_latest_snapshot(const char *actor_id, int64 upto, int64 *version)
+store_latest_snapshot(StoreKind kind, const char *actor_id, int64 upto,
+					  int64 *version)
 {
 	Datum		values[2] = {CStringGetTextDatum(actor_id), Int64GetDatum(upto)};
 	Jsonb	   *state;
 
-	run(&latest_snapshot_query, values, 1);
+	run_in(kind, &latest_snapshot_query, values, 1);
 	if (SPI_processed == 0)
 		return NULL;
 	*version = int8_column(0, 1);
@@ -757,7 +890,7 @@ store_latest_snapshot(const char *actor_id, int64 upto, int64 *version)
  * memory whole; each batch's memory is freed after it.
  */
 static void
-fetch_journal(SavedQuery *query, Datum *values, bool with_pos,
+fetch_journal(StoreKind kind, SavedQuery *query, Datum *values, bool with_pos,
 			  EventCallback callback, void *arg)
 {
 	int			first = with_pos ? 2 : 1;
@@ -765,7 +898,8 @@ fetch_journal(SavedQuery *query, Datum *values, bool with_pos,
 	Portal		portal;
 
 	store_become_owner(&saved);
-	portal = SPI_cursor_open(NULL, prepared(query), values, NULL, false);
+	portal = SPI_cursor_open(NULL, prepared_in(kind, query), values, NULL,
+							 false);
 	store_unbecome_owner(&saved);
 	for (;;)
 	{
@@ -793,8 +927,8 @@ fetch_journal(SavedQuery *query, Datum *values, bool with_pos,
 
 /* Call back for each journal row with after < version <= upto, in order */
 void
-store_scan_events(const char *actor_id, int64 after, int64 upto,
-				  EventCallback callback, void *arg)
+store_scan_events(StoreKind kind, const char *actor_id, int64 after,
+				  int64 upto, EventCallback callback, void *arg)
 {
 	Datum		values[3] = {
 		CStringGetTextDatum(actor_id),
@@ -802,7 +936,7 @@ store_scan_events(const char *actor_id, int64 after, int64 upto,
 		Int64GetDatum(upto),
 	};
 
-	fetch_journal(&scan_events_query, values, false, callback, arg);
+	fetch_journal(kind, &scan_events_query, values, false, callback, arg);
 }
 
 static ArrayType *
@@ -823,15 +957,15 @@ int8_array(Datum *values, int n)
  * where there is none.
  */
 void
-store_latest_snapshots(Datum *ids, Datum *uptos, int n, Jsonb **states,
-					   int64 *versions)
+store_latest_snapshots(StoreKind kind, Datum *ids, Datum *uptos, int n,
+					   Jsonb **states, int64 *versions)
 {
 	Datum		values[2] = {
 		PointerGetDatum(text_array(ids, n)),
 		PointerGetDatum(int8_array(uptos, n)),
 	};
 
-	run(&latest_snapshots_query, values, 0);
+	run_in(kind, &latest_snapshots_query, values, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		int			pos = (int) int8_column(i, 1) - 1;
@@ -848,8 +982,8 @@ store_latest_snapshots(Datum *ids, Datum *uptos, int n, Jsonb **states,
  * version.
  */
 void
-store_scan_events_of(Datum *ids, Datum *afters, Datum *uptos, int n,
-					 EventCallback callback, void *arg)
+store_scan_events_of(StoreKind kind, Datum *ids, Datum *afters, Datum *uptos,
+					 int n, EventCallback callback, void *arg)
 {
 	Datum		values[3] = {
 		PointerGetDatum(text_array(ids, n)),
@@ -857,28 +991,33 @@ store_scan_events_of(Datum *ids, Datum *afters, Datum *uptos, int n,
 		PointerGetDatum(int8_array(uptos, n)),
 	};
 
-	fetch_journal(&scan_events_of_query, values, true, callback, arg);
+	fetch_journal(kind, &scan_events_of_query, values, true, callback, arg);
 }
 
+/* How many actors a machine has, wherever they live */
 int64
 store_count_actors(const char *machine)
 {
 	Datum		values[1] = {CStringGetTextDatum(machine)};
-	int64		count;
+	int64		count = 0;
 
-	run(&count_actors_query, values, 1);
-	count = int8_column(0, 1);
-	SPI_freetuptable(SPI_tuptable);
+	for (int kind = 0; kind < store_kinds(); kind++)
+	{
+		run_in((StoreKind) kind, &count_actors_query, values, 1);
+		count += int8_column(0, 1);
+		SPI_freetuptable(SPI_tuptable);
+	}
 	return count;
 }
 
-/* Erase every actor of a machine, with its journal and snapshots */
+/* Erase every actor of a machine, with its journal, snapshots and timers */
 void
 store_delete_actors_of(const char *machine)
 {
 	Datum		values[1] = {CStringGetTextDatum(machine)};
 
-	run(&delete_actors_of_query, values, 1);
+	for (int kind = 0; kind < store_kinds(); kind++)
+		run_in((StoreKind) kind, &delete_actors_of_query, values, 1);
 }
 
 /* The stored row of a machine, optionally locked; false when there is none */
@@ -1000,14 +1139,26 @@ store_actors_outside(const char *machine, ArrayType *tags)
 	Datum		values[2] = {CStringGetTextDatum(machine), PointerGetDatum(tags)};
 	List	   *result = NIL;
 
-	run(&actors_outside_query, values, 0);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	for (int kind = 0; kind < store_kinds(); kind++)
 	{
-		result = lappend(result, text_column(i, 1));
-		result = lappend(result, text_column(i, 2));
+		run_in((StoreKind) kind, &actors_outside_query, values, 0);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			result = lappend(result, text_column(i, 1));
+			result = lappend(result, text_column(i, 2));
+		}
+		SPI_freetuptable(SPI_tuptable);
 	}
-	SPI_freetuptable(SPI_tuptable);
 	return result;
+}
+
+static int
+compare_ids(const ListCell *a, const ListCell *b)
+{
+	const char *x = lfirst(a);
+	const char *y = lfirst(b);
+
+	return varstr_cmp(x, strlen(x), y, strlen(y), DEFAULT_COLLATION_OID);
 }
 
 /* The ids of the stopped actors of a machine type, in order */
@@ -1016,18 +1167,25 @@ store_stopped_of_type(const char *machine_type)
 {
 	Datum		values[1] = {CStringGetTextDatum(machine_type)};
 	List	   *result = NIL;
+	bool		merged = false;
 
-	run(&stopped_of_type_query, values, 0);
-	for (uint64 i = 0; i < SPI_processed; i++)
-		result = lappend(result, text_column(i, 1));
-	SPI_freetuptable(SPI_tuptable);
+	for (int kind = 0; kind < store_kinds(); kind++)
+	{
+		run_in((StoreKind) kind, &stopped_of_type_query, values, 0);
+		merged |= result != NIL && SPI_processed > 0;
+		for (uint64 i = 0; i < SPI_processed; i++)
+			result = lappend(result, text_column(i, 1));
+		SPI_freetuptable(SPI_tuptable);
+	}
+	if (merged)
+		list_sort(result, compare_ids);
 	return result;
 }
 
 /* Arm a timer of the actor's state entered at "version" */
 void
-store_arm_timer(const char *actor_id, int64 version, int seq, const char *tag,
-				Jsonb *event, int64 delay_us, Oid role)
+store_arm_timer(StoreKind kind, const char *actor_id, int64 version, int seq,
+				const char *tag, Jsonb *event, int64 delay_us, Oid role)
 {
 	Datum		values[7] = {
 		CStringGetTextDatum(actor_id),
@@ -1039,56 +1197,64 @@ store_arm_timer(const char *actor_id, int64 version, int seq, const char *tag,
 		ObjectIdGetDatum(role),
 	};
 
-	run(&arm_timer_query, values, 0);
+	run_in(kind, &arm_timer_query, values, 0);
 }
 
 void
-store_cancel_timers(const char *actor_id)
+store_cancel_timers(StoreKind kind, const char *actor_id)
 {
 	Datum		values[1] = {CStringGetTextDatum(actor_id)};
 
-	run(&cancel_timers_query, values, 0);
+	run_in(kind, &cancel_timers_query, values, 0);
 }
 
 /* The actor's timers keep running into a new version of the same state */
 void
-store_move_timers(const char *actor_id, int64 version)
+store_move_timers(StoreKind kind, const char *actor_id, int64 version)
 {
 	Datum		values[2] = {CStringGetTextDatum(actor_id), Int64GetDatum(version)};
 
-	run(&move_timers_query, values, 0);
+	run_in(kind, &move_timers_query, values, 0);
 }
 
 /*
- * Lock up to "limit" due timers for this transaction, soonest first; a list
- * of timer ids (int64 in palloc'd cells) for store_take_timer().
+ * Lock up to "limit" due timers for this transaction, soonest first in
+ * each kind of tables; a list of TimerRefs for store_take_timer().
  */
 List *
 store_claim_timers(int limit)
 {
-	Datum		values[2] = {Int32GetDatum(limit), ObjectIdGetDatum(GetUserId())};
 	List	   *result = NIL;
 
-	run(&due_timers_query, values, 0);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	for (int kind = 0; kind < store_kinds() && list_length(result) < limit; kind++)
 	{
-		int64	   *id = palloc(sizeof(int64));
+		Datum		values[2] = {
+			Int32GetDatum(limit - list_length(result)),
+			ObjectIdGetDatum(GetUserId())
+		};
 
-		*id = int8_column(i, 1);
-		result = lappend(result, id);
+		run_in((StoreKind) kind, &due_timers_query, values, 0);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			TimerRef   *ref = palloc(sizeof(TimerRef));
+
+			ref->kind = (StoreKind) kind;
+			ref->timer_id = int8_column(i, 1);
+			result = lappend(result, ref);
+		}
+		SPI_freetuptable(SPI_tuptable);
 	}
-	SPI_freetuptable(SPI_tuptable);
 	return result;
 }
 
 /* Delete a claimed timer and return it; false when it is gone already */
 bool
-store_take_timer(int64 timer_id, DueTimer *timer)
+store_take_timer(TimerRef *ref, DueTimer *timer)
 {
-	Datum		values[1] = {Int64GetDatum(timer_id)};
+	Datum		values[1] = {Int64GetDatum(ref->timer_id)};
 	bool		isnull;
 
-	run(&take_timer_query, values, 1);
+	run_in(ref->kind, &take_timer_query, values, 1);
 	if (SPI_processed == 0)
 		return false;
 	timer->actor_id = text_column(0, 1);
@@ -1103,8 +1269,14 @@ store_take_timer(int64 timer_id, DueTimer *timer)
 int
 store_take_spaced_snapshots(int limit)
 {
-	Datum		values[1] = {Int32GetDatum(limit)};
+	int			taken = 0;
 
-	run(&spaced_snapshots_query, values, 0);
-	return (int) SPI_processed;
+	for (int kind = 0; kind < store_kinds() && taken < limit; kind++)
+	{
+		Datum		values[1] = {Int32GetDatum(limit - taken)};
+
+		run_in((StoreKind) kind, &spaced_snapshots_query, values, 0);
+		taken += (int) SPI_processed;
+	}
+	return taken;
 }

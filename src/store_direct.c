@@ -11,6 +11,9 @@
  * heap update and heap inserts with their index entries, as PostgreSQL's
  * own catalog code does them (CatalogTupleUpdate, CatalogIndexInsert).
  *
+ * The same code serves the UNLOGGED twins of the "memory" adapter, whose
+ * columns and keys are the built-in tables'.
+ *
  * Visibility follows what SPI gives a volatile function: the command
  * counter is advanced and a fresh snapshot taken before the read, so the
  * read sees everything this transaction did so far.  The row is locked FOR
@@ -45,6 +48,7 @@
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
@@ -96,21 +100,31 @@ static const Oid snapshots_types[Natts_snapshots] = {
 #define SNAPSHOTS DIRECT_SNAPSHOTS
 #define NTABLES 3
 
-static DirectTable tables[NTABLES] = {
-	[INSTANCES] = {"instances", Natts_instances, instances_columns, instances_types, 1, 2},
-	[EVENTS] = {"events", Natts_events, events_columns, events_types, 2, 1},
-	[SNAPSHOTS] = {"snapshots", Natts_snapshots, snapshots_columns, snapshots_types, 2, 1},
+/* the built-in tables, and their UNLOGGED twins of the "memory" adapter */
+static DirectTable all_tables[STORE_NKINDS][NTABLES] = {
+	[STORE_TABLES] = {
+		[INSTANCES] = {"instances", Natts_instances, instances_columns, instances_types, 1, 2},
+		[EVENTS] = {"events", Natts_events, events_columns, events_types, 2, 1},
+		[SNAPSHOTS] = {"snapshots", Natts_snapshots, snapshots_columns, snapshots_types, 2, 1},
+	},
+	[STORE_MEMORY] = {
+		[INSTANCES] = {"memory_instances", Natts_instances, instances_columns, instances_types, 1, 2},
+		[EVENTS] = {"memory_events", Natts_events, events_columns, events_types, 2, 1},
+		[SNAPSHOTS] = {"memory_snapshots", Natts_snapshots, snapshots_columns, snapshots_types, 2, 1},
+	},
 };
 
-/* The sequence of machine.events.position */
+/* The sequence of machine.events.position, which both journals share */
 static Oid	position_seq = InvalidOid;
 
-static enum
+typedef enum DirectStatus
 {
 	DIRECT_UNKNOWN,
 	DIRECT_USABLE,
 	DIRECT_UNUSABLE
-}			direct_status = DIRECT_UNKNOWN;
+} DirectStatus;
+
+static DirectStatus direct_status[STORE_NKINDS] = {DIRECT_UNKNOWN, DIRECT_UNKNOWN};
 
 /* An open table with its indexes, for writing */
 typedef struct OpenTable
@@ -133,7 +147,8 @@ open_direct(DirectTable *t, LOCKMODE lockmode)
 
 	if (rel == NULL)
 	{
-		direct_status = DIRECT_UNKNOWN;
+		for (int k = 0; k < STORE_NKINDS; k++)
+			direct_status[k] = DIRECT_UNKNOWN;
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table machine.%s was dropped during the call", t->name),
@@ -170,7 +185,7 @@ table_is_plain(Relation rel, DirectTable *t)
 	for (int i = 0; i < t->nchecks; i++)
 	{
 		char	   *expected = psprintf("%s_%s_check", t->name,
-										t == &tables[INSTANCES] && i == 0 ? "status" : "version");
+										t->nkeys == 1 && i == 0 ? "status" : "version");
 		bool		found = false;
 
 		for (int j = 0; j < desc->constr->num_check; j++)
@@ -211,13 +226,19 @@ table_is_plain(Relation rel, DirectTable *t)
 	return plain;
 }
 
-static bool
-check_tables(void)
+/*
+ * Are the tables of a kind as the install script made them?  UNKNOWN when
+ * one does not exist (yet: an extension at an older version), so that it
+ * is looked for again next time.
+ */
+static DirectStatus
+check_tables(StoreKind kind)
 {
+	DirectTable *tables = all_tables[kind];
 	Oid			nsp = get_namespace_oid("machine", true);
 
 	if (!OidIsValid(nsp))
-		return false;
+		return DIRECT_UNKNOWN;
 	for (int i = 0; i < NTABLES; i++)
 	{
 		Relation	rel;
@@ -225,7 +246,7 @@ check_tables(void)
 
 		tables[i].relid = get_relname_relid(tables[i].name, nsp);
 		if (!OidIsValid(tables[i].relid))
-			return false;
+			return DIRECT_UNKNOWN;
 		rel = open_direct(&tables[i], AccessShareLock);
 		plain = table_is_plain(rel, &tables[i]);
 		table_close(rel, AccessShareLock);
@@ -233,32 +254,36 @@ check_tables(void)
 		{
 			elog(DEBUG1, "machine.%s is not as installed: sends go through SQL",
 				 tables[i].name);
-			return false;
+			return DIRECT_UNUSABLE;
 		}
 	}
 	position_seq = get_relname_relid("events_position_seq", nsp);
 	return OidIsValid(position_seq) &&
-		get_rel_relkind(position_seq) == RELKIND_SEQUENCE;
+		get_rel_relkind(position_seq) == RELKIND_SEQUENCE ?
+		DIRECT_USABLE : DIRECT_UNUSABLE;
 }
 
 /* May this access to a table take the direct path? */
 bool
-store_direct_usable(DirectTableId table)
+store_direct_usable(StoreKind kind, DirectTableId table)
 {
-	if (direct_status == DIRECT_UNKNOWN)
-		direct_status = check_tables() ? DIRECT_USABLE : DIRECT_UNUSABLE;
-	return direct_status == DIRECT_USABLE;
+	if (direct_status[kind] == DIRECT_UNKNOWN)
+		direct_status[kind] = check_tables(kind);
+	return direct_status[kind] == DIRECT_USABLE;
 }
 
 /* Relcache invalidation: check the tables again before the next send */
 void
 store_direct_forget(Oid relid)
 {
-	if (relid == InvalidOid)
-		direct_status = DIRECT_UNKNOWN;
-	for (int i = 0; i < NTABLES; i++)
-		if (relid == tables[i].relid)
-			direct_status = DIRECT_UNKNOWN;
+	for (int k = 0; k < STORE_NKINDS; k++)
+	{
+		if (relid == InvalidOid)
+			direct_status[k] = DIRECT_UNKNOWN;
+		for (int i = 0; i < NTABLES; i++)
+			if (relid == all_tables[k][i].relid)
+				direct_status[k] = DIRECT_UNKNOWN;
+	}
 }
 
 /* Open the indexes of an open table, for inserting their entries */
@@ -371,8 +396,9 @@ fetch_by_pkey(Relation rel, DirectTable *t, Snapshot snapshot,
  * Lock and read an actor's row FOR NO KEY UPDATE; false when there is none.
  */
 bool
-store_direct_lock_actor(const char *actor_id, ActorRow *row)
+store_direct_lock_actor(StoreKind kind, const char *actor_id, ActorRow *row)
 {
+	DirectTable *t = &all_tables[kind][INSTANCES];
 	Relation	rel;
 	TupleTableSlot *slot;
 	Snapshot	snapshot;
@@ -383,10 +409,10 @@ store_direct_lock_actor(const char *actor_id, ActorRow *row)
 
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	rel = open_direct(&tables[INSTANCES], RowExclusiveLock);
+	rel = open_direct(t, RowExclusiveLock);
 	slot = table_slot_create(rel, NULL);
 
-	found = fetch_by_pkey(rel, &tables[INSTANCES], snapshot, actor_id, 0, slot);
+	found = fetch_by_pkey(rel, t, snapshot, actor_id, 0, slot);
 	if (found)
 	{
 		ItemPointerData tid = slot->tts_tid;
@@ -436,10 +462,46 @@ store_direct_lock_actor(const char *actor_id, ActorRow *row)
 		row->initial_state = datumCopy(slot_getattr(slot, Anum_instances_initial_state, &isnull),
 									   false, -1);
 		row->created_at = slot->tts_values[Anum_instances_created_at - 1];
+		row->store = kind;
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, NoLock);
 	UnregisterSnapshot(snapshot);
+	return found;
+}
+
+/*
+ * Is there a row of that actor id in the instances of one kind, committed
+ * or being inserted?  An insertion or deletion in progress is waited for,
+ * as ON CONFLICT waits, so that a spawn that inserted its row and then
+ * finds none in the other tables knows that no concurrent spawn of the same
+ * id into them can succeed.
+ */
+bool
+store_direct_actor_exists(StoreKind kind, const char *actor_id)
+{
+	DirectTable *t = &all_tables[kind][INSTANCES];
+	Relation	rel;
+	TupleTableSlot *slot;
+	SnapshotData dirty;
+	bool		found;
+
+	rel = open_direct(t, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	for (;;)
+	{
+		TransactionId wait;
+
+		InitDirtySnapshot(dirty);
+		found = fetch_by_pkey(rel, t, &dirty, actor_id, 0, slot);
+		wait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+		if (!found || !TransactionIdIsValid(wait))
+			break;
+		ExecClearTuple(slot);
+		XactLockTableWait(wait, rel, &slot->tts_tid, XLTW_InsertIndex);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
 	return found;
 }
 
@@ -457,7 +519,7 @@ store_direct_update_actor(const char *actor_id, ActorRow *row,
 	bool	   *nulls;
 
 	/* a HOT update adds no index entries: open the indexes only if needed */
-	open_table(&tables[INSTANCES], &ot, false);
+	open_table(&all_tables[row->store][INSTANCES], &ot, false);
 	slot = table_slot_create(ot.rel, NULL);
 	ExecClearTuple(slot);
 	values = slot->tts_values;
@@ -509,9 +571,10 @@ store_direct_update_actor(const char *actor_id, ActorRow *row,
  * statement's snapshot.
  */
 static FullTransactionId
-previous_txid(Relation rel, const char *actor_id, int64 version)
+previous_txid(DirectTable *t, Relation rel, const char *actor_id,
+			  int64 version)
 {
-	Relation	index = index_open(tables[EVENTS].pkey, AccessShareLock);
+	Relation	index = index_open(t->pkey, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	ScanKeyData keys[2];
 	IndexScanDesc scan;
@@ -583,9 +646,10 @@ insert_versioned(DirectTable *t, const char *actor_id, int64 version,
 	slot->tts_values[Anum_events_state_tag - 1] = CStringGetTextDatum(tag);
 	slot->tts_values[Anum_events_recorded_at - 1] =
 		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	if (t == &tables[EVENTS])
+	if (t == &all_tables[STORE_TABLES][EVENTS] ||
+		t == &all_tables[STORE_MEMORY][EVENTS])
 	{
-		FullTransactionId txid = journal_txid(previous_txid(ot.rel, actor_id,
+		FullTransactionId txid = journal_txid(previous_txid(t, ot.rel, actor_id,
 															version));
 
 		slot->tts_values[Anum_events_position - 1] =
@@ -604,17 +668,18 @@ insert_versioned(DirectTable *t, const char *actor_id, int64 version,
 
 /* Append a journal row; false for a duplicate version, which must be raised */
 bool
-store_direct_append_event(const char *actor_id, int64 version, Jsonb *event,
-						  const char *tag, int32 revision)
+store_direct_append_event(StoreKind kind, const char *actor_id, int64 version,
+						  Jsonb *event, const char *tag, int32 revision)
 {
-	return insert_versioned(&tables[EVENTS], actor_id, version, event, tag,
-							revision);
+	return insert_versioned(&all_tables[kind][EVENTS], actor_id, version,
+							event, tag, revision);
 }
 
 /* Append a snapshot; false for a duplicate version, which must be raised */
 bool
-store_direct_append_snapshot(const char *actor_id, int64 version,
-							 Jsonb *state, const char *tag)
+store_direct_append_snapshot(StoreKind kind, const char *actor_id,
+							 int64 version, Jsonb *state, const char *tag)
 {
-	return insert_versioned(&tables[SNAPSHOTS], actor_id, version, state, tag, 0);
+	return insert_versioned(&all_tables[kind][SNAPSHOTS], actor_id, version,
+							state, tag, 0);
 }

@@ -63,9 +63,9 @@ timers_transition(const char *actor_id, CompiledMachine *cm, int from, int to,
 	if (from >= 0 && def->states[from].ntimers > 0)
 	{
 		if (left)
-			store_cancel_timers(actor_id);
+			store_cancel_timers(cm->store, actor_id);
 		else
-			store_move_timers(actor_id, version);
+			store_move_timers(cm->store, actor_id, version);
 	}
 	if (from >= 0 && !left)
 		return;
@@ -73,7 +73,7 @@ timers_transition(const char *actor_id, CompiledMachine *cm, int from, int to,
 	{
 		const MdTimer *timer = &entered->timers[i];
 
-		store_arm_timer(actor_id, version, i, entered->name,
+		store_arm_timer(cm->store, actor_id, version, i, entered->name,
 						jsonb_from_cstring(timer->event), timer->delay_us,
 						GetUserId());
 	}
@@ -147,13 +147,13 @@ timer_timeout_stop(void)
 
 /* Fire one claimed timer, in a subtransaction of its own */
 static TimerOutcome
-fire_timer(int64 timer_id)
+fire_timer(TimerRef *ref)
 {
 	DueTimer	timer;
 	ErrorData  *error;
 	TimerOutcome outcome = TIMER_FIRED;
 
-	if (!store_take_timer(timer_id, &timer))
+	if (!store_take_timer(ref, &timer))
 		return TIMER_DROPPED;
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(timer.role)))
 	{
@@ -230,7 +230,7 @@ maintenance_batch(int max_items, MaintenanceCounts *counts)
 	foreach(lc, due)
 	{
 		CHECK_FOR_INTERRUPTS();
-		switch (fire_timer(*(int64 *) lfirst(lc)))
+		switch (fire_timer((TimerRef *) lfirst(lc)))
 		{
 			case TIMER_FIRED:
 				counts->fired++;
