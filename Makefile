@@ -22,6 +22,7 @@ OBJS = \
 	src/restore.o \
 	src/simulate.o \
 	src/slice.o \
+	src/subscriptions.o \
 	src/subtransaction.o \
 	src/timers.o \
 	src/worker.o

@@ -552,3 +552,107 @@ AS 'MODULE_PATHNAME', 'machine_send_entity'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_send_entity(text, text, jsonb, bigint) IS
 	'send an event to the entity of a machine with that id, spawning it on its first message';
+/* Subscriptions: reading the journal from a checkpoint */
+
+CREATE TABLE machine.subscribers (
+	name text PRIMARY KEY
+		CHECK (pg_catalog.octet_length(name) OPERATOR(pg_catalog.<=) 63
+			   AND name OPERATOR(pg_catalog.<>) ''),
+	machine_type text,
+	owner regrole NOT NULL,
+	members integer CHECK (members OPERATOR(pg_catalog.>=) 1),
+	start_txid pg_catalog.xid8 NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE machine.subscribers IS
+	'durable subscriptions to the journal, one row each';
+COMMENT ON COLUMN machine.subscribers.machine_type IS
+	'the machine type whose journal rows the subscription delivers; NULL: all';
+COMMENT ON COLUMN machine.subscribers.members IS
+	'how many members share the subscription, fixed by its first poll; NULL before';
+COMMENT ON COLUMN machine.subscribers.start_txid IS
+	'where every member starts: rows at or above this txid are delivered';
+
+CREATE TABLE machine.checkpoints (
+	subscription text NOT NULL REFERENCES machine.subscribers (name) ON DELETE CASCADE,
+	member integer NOT NULL CHECK (member OPERATOR(pg_catalog.>=) 0),
+	txid pg_catalog.xid8 NOT NULL,
+	position bigint NOT NULL,
+	acked_at timestamptz,
+	PRIMARY KEY (subscription, member)
+);
+COMMENT ON TABLE machine.checkpoints IS
+	'where each member of a subscription is: the (txid, position) of the last journal row it acknowledged';
+
+SELECT pg_catalog.pg_extension_config_dump('machine.subscribers', '');
+SELECT pg_catalog.pg_extension_config_dump('machine.checkpoints', '');
+
+CREATE FUNCTION machine.subscribers_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'machine_subscribers_changed'
+LANGUAGE C;
+COMMENT ON FUNCTION machine.subscribers_changed() IS
+	'trigger of machine.subscribers: sessions check again whether sends must wake consumers';
+CREATE TRIGGER subscribers_changed
+	AFTER INSERT OR DELETE OR TRUNCATE ON machine.subscribers
+	FOR EACH STATEMENT EXECUTE FUNCTION machine.subscribers_changed();
+
+CREATE VIEW machine.subscriptions WITH (security_barrier) AS
+	SELECT s.name,
+		   s.machine_type,
+		   COALESCE(c.member, 0) AS member,
+		   CASE WHEN c.acked_at IS NOT NULL THEN c.position END AS checkpoint,
+		   l.lag_rows,
+		   l.lag_time
+	  FROM machine.subscribers s
+	  LEFT JOIN machine.checkpoints c ON c.subscription OPERATOR(pg_catalog.=) s.name
+	 CROSS JOIN LATERAL (
+		SELECT pg_catalog.count(*) AS lag_rows,
+			   COALESCE(pg_catalog.now() OPERATOR(pg_catalog.-)
+								   pg_catalog.min(e.recorded_at),
+								   '0'::pg_catalog.interval) AS lag_time
+		  FROM machine.events e
+		  JOIN machine.instances i ON i.actor_id OPERATOR(pg_catalog.=) e.actor_id
+		  JOIN machine.machines m ON m.name OPERATOR(pg_catalog.=) i.machine
+		 WHERE ROW(e.txid, e.position) OPERATOR(pg_catalog.>)
+			   ROW(COALESCE(c.txid, s.start_txid), COALESCE(c.position, 0))
+		   AND (s.machine_type IS NULL OR m.machine_type OPERATOR(pg_catalog.=) s.machine_type)
+		   AND machine.may_read(m.owner, m.acl)
+		   AND (COALESCE(s.members, 1) OPERATOR(pg_catalog.=) 1
+				OR @extschema@.machine_slice_of(e.actor_id) OPERATOR(pg_catalog.%) s.members
+				   OPERATOR(pg_catalog.=) c.member)) l
+	 WHERE pg_catalog.pg_has_role(s.owner::pg_catalog.oid, 'USAGE');
+COMMENT ON VIEW machine.subscriptions IS
+	'the subscriptions of the current role, one row per member: its last acknowledged position and how far it lags, in rows and in time';
+GRANT SELECT ON machine.subscriptions TO PUBLIC;
+
+CREATE FUNCTION machine_subscribe(name text, machine_type text DEFAULT NULL,
+								  from_start boolean DEFAULT true)
+RETURNS void
+AS 'MODULE_PATHNAME', 'machine_subscribe'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_subscribe(text, text, boolean) IS
+	'create a durable subscription to the journal of a machine type (NULL: all), from the start or from now';
+
+CREATE FUNCTION machine_unsubscribe(name text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'machine_unsubscribe'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_unsubscribe(text) IS
+	'drop a subscription with its checkpoints; false when there is no such subscription';
+
+CREATE FUNCTION machine_poll(name text, max integer DEFAULT 100,
+							 member integer DEFAULT 0, members integer DEFAULT 1)
+RETURNS TABLE ("position" bigint, actor_id text, machine_type text, version bigint,
+			   event jsonb, state_tag text, recorded_at timestamptz)
+AS 'MODULE_PATHNAME', 'machine_poll'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_poll(text, integer, integer, integer) IS
+	'the next committed journal rows after a member''s checkpoint; acknowledge them with machine_ack';
+
+CREATE FUNCTION machine_ack(name text, "position" bigint, member integer DEFAULT 0)
+RETURNS void
+AS 'MODULE_PATHNAME', 'machine_ack'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_ack(text, bigint, integer) IS
+	'move a member''s checkpoint to a row machine_poll returned, and past every row before it';

@@ -57,6 +57,7 @@ RESET ROLE;
 -- from the same actors: "ok", a value it returned, or its SQLSTATE.
 SELECT machine_spawn('m-1', 'job');
 SELECT machine_spawn('m-stopped', 'job'), machine_stop('m-stopped');
+SELECT machine_subscribe('sub_super');
 CREATE FUNCTION pg_temp.try(role text, stmt text) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -110,6 +111,12 @@ SELECT call,
   ('machine_assert_reaches', $$SELECT 'ok' FROM machine_assert_reaches('job', ARRAY['{"_tag": "Run"}']::jsonb[], 'Running')$$),
   ('machine_run_maintenance', $$SELECT 'ok' FROM machine_run_maintenance()$$),
   ('machine_slice_of', $$SELECT machine_slice_of('m-1')::text$$),
+  ('machine_subscribe', $$SELECT 'ok' FROM machine_subscribe('sub_new', 'job')$$),
+  ('machine_poll (own: rows it may read)', $$SELECT count(*)::text FROM (SELECT machine_subscribe('sub_own')) s, machine_poll('sub_own', 1000)$$),
+  ('machine_poll (another role''s)', $$SELECT count(*)::text FROM machine_poll('sub_super')$$),
+  ('machine_ack (another role''s)', $$SELECT 'ok' FROM machine_ack('sub_super', 1)$$),
+  ('machine_unsubscribe (another role''s)', $$SELECT machine_unsubscribe('sub_super')::text$$),
+  ('view machine.subscriptions', $$SELECT count(*)::text FROM machine.subscriptions$$),
   ('view machine.definitions', $$SELECT count(*)::text FROM machine.definitions$$),
   ('view machine.actors', $$SELECT count(*)::text FROM machine.actors$$),
   ('view machine.pending_timers', $$SELECT count(*)::text FROM machine.pending_timers$$),
@@ -126,7 +133,8 @@ SELECT format('%s %s', priv, t) AS call,
   FROM (VALUES ('machine.machines', 'revision'), ('machine.revisions', 'revision'),
                ('machine.instances', 'version'),
                ('machine.events', 'version'), ('machine.snapshots', 'version'),
-               ('machine.timers', 'armed_by'),
+               ('machine.timers', 'armed_by'), ('machine.subscribers', 'members'),
+               ('machine.checkpoints', 'position'),
                ('machine.memory_instances', 'version'), ('machine.memory_events', 'version'),
                ('machine.memory_snapshots', 'version'), ('machine.memory_timers', 'armed_by')) AS tables(t, col),
        LATERAL (VALUES
@@ -135,12 +143,15 @@ SELECT format('%s %s', priv, t) AS call,
          ('UPDATE', format('UPDATE %s SET %I = %2$I', t, col)),
          ('DELETE', format('DELETE FROM %s', t)),
          ('TRUNCATE', format('TRUNCATE %s CASCADE', t))) AS s(priv, stmt);
-SELECT 'nextval timers_timer_id_seq' AS call,
-       pg_temp.try(r, $$SELECT nextval('machine.timers_timer_id_seq')::text$$) AS outcome
-  FROM unnest(ARRAY['regress_machine_admin', 'regress_machine_app', 'regress_machine_stranger']) AS r;
+SELECT 'nextval ' || seq AS call,
+       pg_temp.try(r, format('SELECT nextval(%L)::text', 'machine.' || seq)) AS outcome
+  FROM unnest(ARRAY['regress_machine_admin', 'regress_machine_app', 'regress_machine_stranger']) AS r,
+       unnest(ARRAY['timers_timer_id_seq', 'events_position_seq']) AS seq;
 RESET client_min_messages;
 -- the superuser's own actors are untouched by all of it
 SELECT id, version, status FROM machine.actors WHERE id LIKE 'm-%' ORDER BY id;
+SELECT name, member, checkpoint FROM machine.subscriptions;
+SELECT machine_unsubscribe('sub_super');
 
 -- EXECUTE on the handler is checked for the sending role
 REVOKE EXECUTE ON FUNCTION app_code.who(jsonb, jsonb) FROM PUBLIC;

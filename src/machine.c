@@ -64,4 +64,5 @@ _PG_init(void)
 		machine_register_launcher();
 	}
 	registry_init();
+	subscriptions_init();
 }

@@ -23,6 +23,7 @@
  *	 simulate.c		the in-memory testing helpers
  *	 timers.c		durable timers and the maintenance pass
  *	 subtransaction.c	one item of a batch in a subtransaction of its own
+ *	 subscriptions.c	durable subscriptions to the journal
  *	 worker.c		the launcher and the per-database workers
  *
  *-------------------------------------------------------------------------
@@ -107,6 +108,7 @@ extern CompiledMachine *machine_lookup(const char *name, bool missing_ok);
 extern void machine_lock(const char *name, LOCKMODE mode);
 extern void machine_authorize(CompiledMachine *cm, AclMode modes);
 extern void machine_authorize_by_name(const char *name, AclMode modes);
+extern bool machine_may_read(Oid owner, Acl *acl);
 extern bool machine_firing_timer;
 extern void registry_init(void);
 
@@ -362,6 +364,10 @@ extern bool machine_preloaded;
 extern int	machine_naptime;
 extern int	machine_timer_timeout;
 extern void machine_register_launcher(void);
+
+/* subscriptions.c */
+extern void subscriptions_init(void);
+extern void subscriptions_wake(const char *machine_type);
 
 /* restore.c */
 typedef void (*FoldCallback) (JournalEntry *entry, Jsonb *state, void *arg);

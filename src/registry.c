@@ -560,6 +560,15 @@ privileges_held(Oid role, Oid owner, Acl *acl, AclMode modes, AclMode *missing)
 	return true;
 }
 
+/* May the current role read the actors of a machine of that owner and acl? */
+bool
+machine_may_read(Oid owner, Acl *acl)
+{
+	AclMode		missing = 0;
+
+	return privileges_held(GetUserId(), owner, acl, MACHINE_READ, &missing);
+}
+
 static void
 permission_denied(const char *machine, AclMode missing)
 {

@@ -134,8 +134,12 @@ actor_record(const Transition *t)
 	store_update_actor(t->actor_id, t->row, to->final ? ACTOR_DONE : ACTOR_RUNNING,
 					   t->version, t->state, to->name);
 	if (def->persistence.enabled && def->persistence.journal_events)
+	{
 		store_append_event(t->row->store, t->actor_id, t->version, t->event,
 						   to->name, t->cm->revision);
+		if (t->row->store == STORE_TABLES)
+			subscriptions_wake(t->cm->machine_type);
+	}
 	if (machine_should_snapshot(def, t->version))
 		store_append_snapshot(t->row->store, t->actor_id, t->version,
 							  t->state, to->name);
