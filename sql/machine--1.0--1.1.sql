@@ -354,3 +354,26 @@ AS 'MODULE_PATHNAME', 'machine_ack'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_ack(text, bigint, integer) IS
 	'move a member''s checkpoint to a row machine_poll returned, and past every row before it';
+
+/* Seeing and testing machines */
+
+CREATE FUNCTION machine_state_at(actor_id text, at timestamptz)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_state_at'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_state_at(text, timestamptz) IS
+	'the state an actor had at a time, folded from its journal; NULL before it was spawned';
+
+CREATE FUNCTION machine_fire_timers(as_of timestamptz)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'machine_fire_timers'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_fire_timers(timestamptz) IS
+	'a test clock: fire, in this transaction, the timers that would be due at as_of; returns how many fired';
+
+CREATE FUNCTION machine_diagram(name text, format text DEFAULT 'mermaid')
+RETURNS text
+AS 'MODULE_PATHNAME', 'machine_diagram'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION machine_diagram(text, text) IS
+	'a machine drawn as a Mermaid stateDiagram-v2 (''mermaid'') or a Graphviz digraph (''dot'')';

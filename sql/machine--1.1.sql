@@ -488,6 +488,13 @@ LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION machine_history(text) IS
 	'every journaled event of an actor with the state it led to';
 
+CREATE FUNCTION machine_state_at(actor_id text, at timestamptz)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_state_at'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION machine_state_at(text, timestamptz) IS
+	'the state an actor had at a time, folded from its journal; NULL before it was spawned';
+
 /* Maintenance: what the background worker does */
 
 CREATE FUNCTION machine_run_maintenance(max_items integer DEFAULT 1000,
@@ -500,6 +507,13 @@ AS 'MODULE_PATHNAME', 'machine_run_maintenance'
 LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION machine_run_maintenance(integer) IS
 	'one pass of the background worker: fire due timers and take spaced snapshots, up to max_items of each';
+
+CREATE FUNCTION machine_fire_timers(as_of timestamptz)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'machine_fire_timers'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_fire_timers(timestamptz) IS
+	'a test clock: fire, in this transaction, the timers that would be due at as_of; returns how many fired';
 
 /* Testing helpers: pure, in memory */
 
@@ -533,6 +547,13 @@ AS 'MODULE_PATHNAME', 'machine_assert_never_reaches'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_assert_never_reaches(text, jsonb[], text, jsonb) IS
 	'raise an error if the events pass through the state tag at any step';
+
+CREATE FUNCTION machine_diagram(name text, format text DEFAULT 'mermaid')
+RETURNS text
+AS 'MODULE_PATHNAME', 'machine_diagram'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION machine_diagram(text, text) IS
+	'a machine drawn as a Mermaid stateDiagram-v2 (''mermaid'') or a Graphviz digraph (''dot'')';
 
 /* Scale-out: the slice of an actor id */
 

@@ -33,6 +33,7 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
@@ -229,6 +230,8 @@ typedef struct JournalEntry
 } JournalEntry;
 
 typedef void (*EventCallback) (JournalEntry *entry, void *arg);
+extern int64 store_version_at(StoreKind kind, const char *actor_id,
+							   TimestampTz at);
 extern void store_scan_events(StoreKind kind, const char *actor_id, int64 after, int64 upto,
 							  EventCallback callback, void *arg);
 extern void store_latest_snapshots(StoreKind kind, Datum *ids, Datum *uptos, int n,
@@ -308,6 +311,9 @@ extern void store_cancel_timers(StoreKind kind, const char *actor_id);
 extern void store_move_timers(StoreKind kind, const char *actor_id,
 							  int64 version);
 extern List *store_claim_timers(int limit);
+extern int64 store_last_timer(void);
+extern List *store_claim_timers_at(TimestampTz as_of, int64 last_timer,
+								   int limit);
 extern bool store_take_timer(TimerRef *ref, DueTimer *timer);
 extern int	store_take_spaced_snapshots(int limit);
 

@@ -28,6 +28,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
@@ -667,6 +668,53 @@ machine_replay_to(PG_FUNCTION_ARGS)
 	state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(state), false, -1);
 	SPI_finish();
 
+	PG_RETURN_JSONB_P(state);
+}
+
+/*
+ * machine_state_at(actor_id text, at timestamptz) RETURNS jsonb
+ *
+ * The state the actor had at that time: after the latest journal row
+ * recorded by then (a row's recorded_at is its transaction's start), or
+ * the state it was spawned with.  NULL when there is no such actor, or it
+ * was spawned later.
+ */
+PG_FUNCTION_INFO_V1(machine_state_at);
+Datum
+machine_state_at(PG_FUNCTION_ARGS)
+{
+	char	   *actor_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	TimestampTz at = PG_GETARG_TIMESTAMPTZ(1);
+	ActorRow	row;
+	CompiledMachine *cm;
+	const MdPersistence *p;
+	Jsonb	   *state = NULL;
+
+	SPI_connect();
+	if (store_read_actor(actor_id, ROW_NO_LOCK, &row))
+	{
+		cm = machine_lookup(row.machine, false);
+		machine_authorize(cm, MACHINE_READ | MACHINE_RUN);
+		p = &cm->def->persistence;
+		if (!p->enabled || !p->journal_events)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("machine \"%s\" does not journal events", cm->name),
+					 errdetail("The state of actor \"%s\" at a past time is folded from its journal.",
+							   actor_id),
+					 errhint("Redefine the machine with a \"persistence\" object whose \"journalEvents\" is true, the default.")));
+		if (at >= DatumGetTimestampTz(row.created_at))
+		{
+			int64		version = store_version_at(row.store, actor_id, at);
+
+			state = state_at(actor_id, &row, cm, Max(version, 0));
+			state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(state), false, -1);
+		}
+	}
+	SPI_finish();
+
+	if (state == NULL)
+		PG_RETURN_NULL();
 	PG_RETURN_JSONB_P(state);
 }
 

@@ -158,6 +158,14 @@ static SavedQuery scan_events_query = {
 	3, {TEXTOID, INT8OID, INT8OID}
 };
 
+/* The version of the latest journal row recorded at or before a time */
+static SavedQuery version_at_query = {
+	"SELECT pg_catalog.max(version) FROM machine.events "
+	"WHERE actor_id OPERATOR(pg_catalog.=) $1 "
+	"AND recorded_at OPERATOR(pg_catalog.<=) $2",
+	2, {TEXTOID, TIMESTAMPTZOID}
+};
+
 /*
  * The latest snapshot at or below a version of each of several actors,
  * by their position in the arrays (ROWS FROM and qualified unnest, so that
@@ -315,6 +323,26 @@ static SavedQuery due_timers_query = {
 	"AND pg_catalog.pg_has_role($2, armed_by::pg_catalog.oid, 'USAGE') "
 	"ORDER BY due_at, timer_id LIMIT $1 FOR UPDATE SKIP LOCKED",
 	2, {INT4OID, OIDOID}
+};
+
+/*
+ * The same for a test clock: timers that are due at $3 and were armed
+ * before the clock was moved (timer_id up to $4).
+ */
+static SavedQuery due_timers_at_query = {
+	"SELECT timer_id FROM machine.timers "
+	"WHERE due_at OPERATOR(pg_catalog.<=) $3 "
+	"AND timer_id OPERATOR(pg_catalog.<=) $4 "
+	"AND pg_catalog.pg_has_role($2, armed_by::pg_catalog.oid, 'USAGE') "
+	"ORDER BY due_at, timer_id LIMIT $1 FOR UPDATE SKIP LOCKED",
+	4, {INT4OID, OIDOID, TIMESTAMPTZOID, INT8OID}
+};
+
+/* Every kind of timers table draws its ids from this sequence */
+static SavedQuery last_timer_query = {
+	"SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
+	"FROM machine.timers_timer_id_seq",
+	0, {InvalidOid}
 };
 
 /*
@@ -884,6 +912,23 @@ store_latest_snapshot(StoreKind kind, const char *actor_id, int64 upto,
 }
 
 /*
+ * The version of the latest journal row recorded at or before "at"; -1
+ * when there is none.
+ */
+int64
+store_version_at(StoreKind kind, const char *actor_id, TimestampTz at)
+{
+	Datum		values[2] = {CStringGetTextDatum(actor_id), TimestampTzGetDatum(at)};
+	bool		isnull;
+	Datum		d;
+
+	run_in(kind, &version_at_query, values, 1);
+	d = column(0, 1, &isnull);
+	SPI_freetuptable(SPI_tuptable);
+	return isnull ? -1 : DatumGetInt64(d);
+}
+
+/*
  * Call back for each journal row a cursor returns: (version, event,
  * state_tag, recorded_at), preceded by the actor's position when
  * with_pos.  Rows are fetched in batches, so a long journal never sits in
@@ -1234,6 +1279,52 @@ store_claim_timers(int limit)
 		};
 
 		run_in((StoreKind) kind, &due_timers_query, values, 0);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			TimerRef   *ref = palloc(sizeof(TimerRef));
+
+			ref->kind = (StoreKind) kind;
+			ref->timer_id = int8_column(i, 1);
+			result = lappend(result, ref);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	return result;
+}
+
+/* The greatest timer_id armed so far; 0 when there is no timer */
+int64
+store_last_timer(void)
+{
+	bool		isnull;
+	Datum		d;
+
+	run(&last_timer_query, NULL, 1);
+	d = column(0, 1, &isnull);
+	SPI_freetuptable(SPI_tuptable);
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * Claim, as store_claim_timers() does, up to "limit" timers of the roles
+ * the current user has that are due at "as_of", among those armed up to
+ * last_timer.
+ */
+List *
+store_claim_timers_at(TimestampTz as_of, int64 last_timer, int limit)
+{
+	List	   *result = NIL;
+
+	for (int kind = 0; kind < store_kinds() && list_length(result) < limit; kind++)
+	{
+		Datum		values[4] = {
+			Int32GetDatum(limit - list_length(result)),
+			ObjectIdGetDatum(GetUserId()),
+			TimestampTzGetDatum(as_of),
+			Int64GetDatum(last_timer)
+		};
+
+		run_in((StoreKind) kind, &due_timers_at_query, values, 0);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			TimerRef   *ref = palloc(sizeof(TimerRef));

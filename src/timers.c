@@ -46,8 +46,12 @@
 #include "utils/resowner.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
+#include "utils/timestamp.h"
 
 #include "machine.h"
+
+/* Timers that machine_fire_timers() claims at a time */
+#define FIRE_TIMERS_BATCH 1000
 
 /*
  * Timers on a transition from state "from" (-1: none, a spawn or restore)
@@ -220,12 +224,11 @@ take_spaced_snapshots(int limit)
  * is connected to SPI.  Returns true when a limit was reached, so that more
  * may be due.
  */
-bool
-maintenance_batch(int max_items, MaintenanceCounts *counts)
+/* Fire claimed timers (a list of timer ids) in order, counting outcomes */
+static void
+fire_timers(List *due, MaintenanceCounts *counts)
 {
-	List	   *due = store_claim_timers(max_items);
 	ListCell   *lc;
-	int			snapshots;
 
 	foreach(lc, due)
 	{
@@ -243,6 +246,15 @@ maintenance_batch(int max_items, MaintenanceCounts *counts)
 				break;
 		}
 	}
+}
+
+bool
+maintenance_batch(int max_items, MaintenanceCounts *counts)
+{
+	List	   *due = store_claim_timers(max_items);
+	int			snapshots;
+
+	fire_timers(due, counts);
 	snapshots = take_spaced_snapshots(max_items);
 	counts->snapshots += snapshots;
 	return list_length(due) >= max_items || snapshots >= max_items;
@@ -283,4 +295,45 @@ machine_run_maintenance(PG_FUNCTION_ARGS)
 	values[2] = Int32GetDatum(counts.failed);
 	values[3] = Int32GetDatum(counts.snapshots);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * machine_fire_timers(as_of timestamptz) RETURNS integer
+ *
+ * A test clock: in the caller's transaction, fire the timers that would be
+ * due at as_of, as machine_run_maintenance() fires due ones (the timers of
+ * roles whose privileges the caller has, each as its armer; a failing one
+ * is logged and dropped), earliest first.  Timers armed by the timers it
+ * fires wait for the next call.  Returns how many fired.
+ */
+PG_FUNCTION_INFO_V1(machine_fire_timers);
+Datum
+machine_fire_timers(PG_FUNCTION_ARGS)
+{
+	TimestampTz as_of;
+	MaintenanceCounts counts = {0};
+	int64		last_timer;
+	int			claimed;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("as_of must not be NULL")));
+	as_of = PG_GETARG_TIMESTAMPTZ(0);
+	PreventCommandIfReadOnly("machine_fire_timers()");
+
+	SPI_connect();
+	last_timer = store_last_timer();
+	do
+	{
+		List	   *due = store_claim_timers_at(as_of, last_timer,
+												FIRE_TIMERS_BATCH);
+
+		claimed = list_length(due);
+		fire_timers(due, &counts);
+		list_free_deep(due);
+	} while (claimed >= FIRE_TIMERS_BATCH);
+	SPI_finish();
+
+	PG_RETURN_INT32(counts.fired);
 }
