@@ -21,6 +21,7 @@ OBJS = \
 	src/actors.o \
 	src/entity.o \
 	src/restore.o \
+	src/check.o \
 	src/simulate.o \
 	src/slice.o \
 	src/subscriptions.o \
@@ -34,7 +35,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 SHLIB_LINK = -ljson-c
 
-REGRESS = definitions revisions send send_many persistence conflicts restore replay view simulate timers can spawn subscriptions clock diagram privileges security slice entity adapters
+REGRESS = definitions revisions check_define send send_many persistence conflicts restore replay view simulate timers can spawn subscriptions clock diagram privileges security slice entity adapters
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 ISOLATION = send_order send_many_order expected_version_race persist_vs_send redefine_vs_send notify define_denied_no_lock recreate_vs_send define_other_machine journal_order entity_first_message

@@ -377,3 +377,13 @@ AS 'MODULE_PATHNAME', 'machine_diagram'
 LANGUAGE C STABLE STRICT;
 COMMENT ON FUNCTION machine_diagram(text, text) IS
 	'a machine drawn as a Mermaid stateDiagram-v2 (''mermaid'') or a Graphviz digraph (''dot'')';
+
+
+/* A redefinition's dry run */
+
+CREATE FUNCTION machine_check_define(name text, definition jsonb)
+RETURNS TABLE (actor_id text, version bigint, problem text)
+AS 'MODULE_PATHNAME', 'machine_check_define'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_check_define(text, jsonb) IS
+	'what redefining a machine would break: each actor whose history would not fold through the definition, or whose live state it lacks; writes nothing';

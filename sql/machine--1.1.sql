@@ -339,6 +339,13 @@ LANGUAGE C STABLE STRICT;
 COMMENT ON FUNCTION machine_definition(text, integer) IS
 	'the definition of a machine at one of its revisions, or NULL';
 
+CREATE FUNCTION machine_check_define(name text, definition jsonb)
+RETURNS TABLE (actor_id text, version bigint, problem text)
+AS 'MODULE_PATHNAME', 'machine_check_define'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_check_define(text, jsonb) IS
+	'what redefining a machine would break: each actor whose history would not fold through the definition, or whose live state it lacks; writes nothing';
+
 CREATE FUNCTION machine_drop(name text, "cascade" boolean DEFAULT false)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'machine_drop'

@@ -20,6 +20,7 @@
  *	 actors.c		spawn, state, version, stop, delete, persist
  *	 entity.c		machine_send_entity: spawn on the first message
  *	 restore.c		restore, replay, rewind, history (folds of the journal)
+ *	 check.c		machine_check_define: a redefinition's dry run
  *	 simulate.c		the in-memory testing helpers
  *	 timers.c		durable timers and the maintenance pass
  *	 subtransaction.c	one item of a batch in a subtransaction of its own
@@ -37,6 +38,7 @@
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
+#include "utils/portal.h"
 #include "storage/itemptr.h"
 #include "storage/lockdefs.h"
 #include "utils/acl.h"
@@ -54,6 +56,9 @@
 #define ERRCODE_MACHINE_ACTOR_DONE			MAKE_SQLSTATE('M','A','0','0','3')
 #define ERRCODE_MACHINE_REPLAY_DIVERGED		MAKE_SQLSTATE('M','A','0','0','4')
 #define ERRCODE_MACHINE_INVALID_RESULT		MAKE_SQLSTATE('M','A','0','0','5')
+
+/* The journal entry of machine_rewind: it carries the state it set */
+#define MACHINE_REWIND_TAG "$rewind"
 
 /* Longest accepted actor id, in bytes */
 #define MACHINE_MAX_ACTOR_ID_LEN 255
@@ -73,6 +78,7 @@ typedef enum StoreKind
 #define STORE_NKINDS 2
 
 extern StoreKind store_kind_of(const MachineDef *def);
+extern int	store_kinds(void);
 
 /* registry.c: a compiled machine, cached per backend */
 typedef struct CompiledMachine
@@ -107,6 +113,9 @@ typedef struct CompiledMachine
 
 extern CompiledMachine *machine_lookup(const char *name, bool missing_ok);
 extern void machine_lock(const char *name, LOCKMODE mode);
+extern CompiledMachine *machine_compile_candidate(const char *name,
+												  Jsonb *definition);
+extern void machine_free_candidate(CompiledMachine *cm);
 extern void machine_authorize(CompiledMachine *cm, AclMode modes);
 extern void machine_authorize_by_name(const char *name, AclMode modes);
 extern bool machine_may_read(Oid owner, Acl *acl);
@@ -239,6 +248,26 @@ extern void store_latest_snapshots(StoreKind kind, Datum *ids, Datum *uptos, int
 extern void store_scan_events_of(StoreKind kind, Datum *ids, Datum *afters, Datum *uptos, int n,
 								 EventCallback callback, void *arg);
 extern int64 store_count_actors(const char *machine);
+
+/* Where a fold of an actor's whole persisted history starts */
+typedef struct FoldStart
+{
+	bool		found;			/* false: the actor is gone */
+	ActorStatus status;
+	int64		version;		/* the actor's */
+	char	   *state_tag;		/* the actor's */
+	Jsonb	   *initial_state;	/* the state it was spawned with */
+	int64		first_event;	/* its first journaled version; 0: none */
+	Jsonb	   *snapshot;		/* the latest snapshot below first_event (or
+								 * at or below version), or NULL */
+	int64		snapshot_version;
+} FoldStart;
+
+extern Portal store_open_actors_of(StoreKind kind, const char *machine);
+extern List *store_fetch_actor_ids(Portal portal, int limit,
+								   MemoryContext context);
+extern void store_fold_starts(StoreKind kind, Datum *ids, int n,
+							  FoldStart *starts);
 extern void store_delete_actors_of(const char *machine);
 extern List *store_stopped_of_type(const char *machine_type);
 

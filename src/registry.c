@@ -760,6 +760,69 @@ compile_and_resolve(const char *json, const char *name, Resolved *resolved)
 	PG_END_TRY();
 }
 
+/*
+ * A definition compiled and resolved as machine_define would, under the
+ * current search_path, without storing anything: for a dry run.  Its
+ * functions must be executable by the current role.  Free it with
+ * machine_free_candidate(); until then it lives under the current memory
+ * context (its compiled definition in malloc'd memory).
+ */
+CompiledMachine *
+machine_compile_candidate(const char *name, Jsonb *definition)
+{
+	char	   *json = JsonbToCString(NULL, &definition->root, VARSIZE(definition));
+	MemoryContext context;
+	CompiledMachine *cm;
+
+	check_machine_name(name);
+	context = AllocSetContextCreate(CurrentMemoryContext, "candidate machine",
+									ALLOCSET_SMALL_SIZES);
+	cm = MemoryContextAllocZero(context, sizeof(CompiledMachine));
+	cm->context = context;
+	strlcpy(cm->name, name, NAMEDATALEN);
+	cm->owner = GetUserId();
+	cm->defined_by = GetUserId();
+	cm->checked_role = InvalidOid;
+	PG_TRY();
+	{
+		const MachineDef *def;
+
+		cm->def = compile_or_error(json);
+		def = cm->def;
+		cm->functions = MemoryContextAllocZero(context,
+											   sizeof(FmgrInfo) * Max(def->nfunctions, 1));
+		cm->busy = MemoryContextAllocZero(context,
+										  sizeof(bool) * Max(def->nfunctions, 1));
+		for (int i = 0; i < def->nfunctions; i++)
+		{
+			Oid			oid = resolve_function(&def->functions[i]);
+
+			if (pg_proc_aclcheck(oid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+				aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION,
+							   format_procedure(oid));
+			fmgr_info_cxt(oid, &cm->functions[i], context);
+		}
+		cm->machine_type = MemoryContextStrdup(context,
+											   def->persistence.machine_type ?
+											   def->persistence.machine_type : name);
+	}
+	PG_CATCH();
+	{
+		if (cm->def)
+			md_free(cm->def);
+		MemoryContextDelete(context);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return cm;
+}
+
+void
+machine_free_candidate(CompiledMachine *cm)
+{
+	free_compiled(cm);
+}
+
 /* Does the launcher (preloaded) start a worker for this database? */
 static bool
 worker_serves_this_database(void)

@@ -34,7 +34,7 @@
 
 #include "machine.h"
 
-#define REWIND_TAG "$rewind"
+#define REWIND_TAG MACHINE_REWIND_TAG
 
 typedef struct Fold
 {

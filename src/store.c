@@ -194,6 +194,33 @@ static SavedQuery scan_events_of_query = {
 	3, {TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID}
 };
 
+/* Every actor of a machine, by id, for a cursor */
+static SavedQuery actors_of_query = {
+	"SELECT actor_id FROM machine.instances "
+	"WHERE machine OPERATOR(pg_catalog.=) $1 ORDER BY actor_id",
+	1, {TEXTOID}
+};
+
+/*
+ * Where a fold of the whole persisted history of each of several actors
+ * starts: its row, its first journaled version, and the latest snapshot
+ * below that (or, without a journal, at or below its version).
+ */
+static SavedQuery fold_starts_query = {
+	"SELECT w.pos, i.status, i.version, i.state_tag, i.initial_state, "
+	"       e.first, s.version, s.state "
+	"FROM ROWS FROM (pg_catalog.unnest($1)) WITH ORDINALITY AS w (actor_id, pos) "
+	"JOIN machine.instances i ON i.actor_id OPERATOR(pg_catalog.=) w.actor_id "
+	"LEFT JOIN LATERAL (SELECT pg_catalog.min(e.version) AS first FROM machine.events e "
+	"    WHERE e.actor_id OPERATOR(pg_catalog.=) w.actor_id) e ON true "
+	"LEFT JOIN LATERAL (SELECT s.version, s.state FROM machine.snapshots s "
+	"    WHERE s.actor_id OPERATOR(pg_catalog.=) w.actor_id "
+	"    AND s.version OPERATOR(pg_catalog.<=) "
+	"        COALESCE(e.first OPERATOR(pg_catalog.-) 1, i.version) "
+	"    ORDER BY s.version DESC LIMIT 1) s ON true",
+	1, {TEXTARRAYOID}
+};
+
 static SavedQuery count_actors_query = {
 	"SELECT pg_catalog.count(*) FROM machine.instances "
 	"WHERE machine OPERATOR(pg_catalog.=) $1",
@@ -576,7 +603,7 @@ store_memory_available(void)
  * How many kinds of tables may hold actors here (StoreKinds from 0): a
  * standby cannot read UNLOGGED tables, and they hold nothing there.
  */
-static int
+int
 store_kinds(void)
 {
 	return RecoveryInProgress() || !store_memory_available() ? 1 : STORE_NKINDS;
@@ -1037,6 +1064,75 @@ store_scan_events_of(StoreKind kind, Datum *ids, Datum *afters, Datum *uptos,
 	};
 
 	fetch_journal(kind, &scan_events_of_query, values, true, callback, arg);
+}
+
+/*
+ * A cursor over the ids of every actor of a machine, in order; read it with
+ * store_fetch_actor_ids() and close it with SPI_cursor_close().
+ */
+Portal
+store_open_actors_of(StoreKind kind, const char *machine)
+{
+	Datum		values[1] = {CStringGetTextDatum(machine)};
+	AsOwner		saved;
+	Portal		portal;
+
+	store_become_owner(&saved);
+	portal = SPI_cursor_open(NULL, prepared_in(kind, &actors_of_query), values,
+							 NULL, true);
+	store_unbecome_owner(&saved);
+	return portal;
+}
+
+/* The next "limit" ids of the cursor, allocated in "context"; NIL at the end */
+List *
+store_fetch_actor_ids(Portal portal, int limit, MemoryContext context)
+{
+	AsOwner		saved;
+	List	   *ids = NIL;
+	MemoryContext old;
+
+	store_become_owner(&saved);
+	SPI_cursor_fetch(portal, true, limit);
+	store_unbecome_owner(&saved);
+	old = MemoryContextSwitchTo(context);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		ids = lappend(ids, text_column(i, 1));
+	MemoryContextSwitchTo(old);
+	SPI_freetuptable(SPI_tuptable);
+	return ids;
+}
+
+/*
+ * Where a fold of the whole persisted history of each actor ids[i] starts
+ * (see FoldStart); an actor that is gone has found false.
+ */
+void
+store_fold_starts(StoreKind kind, Datum *ids, int n, FoldStart *starts)
+{
+	Datum		values[1] = {PointerGetDatum(text_array(ids, n))};
+
+	for (int i = 0; i < n; i++)
+		starts[i].found = false;
+	run_in(kind, &fold_starts_query, values, 0);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		FoldStart  *start = &starts[(int) int8_column(r, 1) - 1];
+		bool		isnull;
+		Datum		d;
+
+		start->found = true;
+		start->status = actor_status_parse(text_column(r, 2));
+		start->version = int8_column(r, 3);
+		start->state_tag = text_column(r, 4);
+		start->initial_state = jsonb_column(r, 5);
+		d = column(r, 6, &isnull);
+		start->first_event = isnull ? 0 : DatumGetInt64(d);
+		d = column(r, 7, &isnull);
+		start->snapshot_version = isnull ? 0 : DatumGetInt64(d);
+		start->snapshot = jsonb_column(r, 8);
+	}
+	SPI_freetuptable(SPI_tuptable);
 }
 
 /* How many actors a machine has, wherever they live */
