@@ -15,6 +15,7 @@ OBJS = \
 	src/store.o \
 	src/store_direct.o \
 	src/memory.o \
+	src/adapter.o \
 	src/send.o \
 	src/send_many.o \
 	src/served.o \

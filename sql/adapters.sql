@@ -21,11 +21,45 @@ $$;
 -- what earlier tests left due is taken first
 SELECT * FROM machine_run_maintenance() \g /dev/null
 
+-- a user adapter: a schema with five functions, here over plain tables
+CREATE SCHEMA ad_plain;
+CREATE TABLE ad_plain.journal (actor_id text, version bigint, event jsonb, state_tag text,
+                               recorded_at timestamptz NOT NULL DEFAULT now(),
+                               PRIMARY KEY (actor_id, version));
+CREATE TABLE ad_plain.snapshots (actor_id text, version bigint, state jsonb, state_tag text,
+                                 PRIMARY KEY (actor_id, version));
+CREATE FUNCTION ad_plain.append_event(actor_id text, version bigint, event jsonb, state_tag text)
+RETURNS void LANGUAGE sql AS $$
+	INSERT INTO ad_plain.journal (actor_id, version, event, state_tag) VALUES ($1, $2, $3, $4)
+$$;
+CREATE FUNCTION ad_plain.load_events(actor_id text, after_version bigint, upto_version bigint)
+RETURNS TABLE (version bigint, event jsonb, state_tag text, recorded_at timestamptz)
+LANGUAGE sql AS $$
+	SELECT j.version, j.event, j.state_tag, j.recorded_at FROM ad_plain.journal j
+	 WHERE j.actor_id = $1 AND j.version > $2 AND j.version <= $3 ORDER BY j.version
+$$;
+CREATE FUNCTION ad_plain.save_snapshot(actor_id text, version bigint, state jsonb, state_tag text)
+RETURNS void LANGUAGE sql AS $$
+	INSERT INTO ad_plain.snapshots VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING
+$$;
+CREATE FUNCTION ad_plain.load_snapshot(actor_id text, max_version bigint,
+                                       OUT version bigint, OUT state jsonb)
+RETURNS record LANGUAGE sql AS $$
+	SELECT s.version, s.state FROM ad_plain.snapshots s
+	 WHERE s.actor_id = $1 AND s.version <= $2 ORDER BY s.version DESC LIMIT 1
+$$;
+CREATE FUNCTION ad_plain.delete_actor(actor_id text) RETURNS void LANGUAGE sql AS $$
+	DELETE FROM ad_plain.journal j WHERE j.actor_id = $1;
+	DELETE FROM ad_plain.snapshots s WHERE s.actor_id = $1;
+$$;
+
 \getenv abs_srcdir PG_ABS_SRCDIR
 \set behaviour :abs_srcdir '/sql/adapter_behaviour.psql'
 \set adapter tables
 \i :behaviour
 \set adapter memory
+\i :behaviour
+\set adapter ad_plain
 \i :behaviour
 
 --
@@ -93,5 +127,119 @@ SELECT machine_define('bad', '{"initial": "A", "states": {"A": {}}, "persistence
 SELECT machine_define('bad', '{"initial": "A", "states": {"A": {}}, "persistence": {"adapter": ""}}');
 
 SELECT machine_drop('mem', true), machine_drop('tab', true);
+
+--
+-- User adapters: a schema's functions keep the journal and snapshots; the
+-- actor's row, its timers and the version checks stay the extension's
+--
+SELECT machine_define('plain', '{"initial": "A", "states": {"A": {"on": {"Go": "A"},
+  "after": [{"delay": "1 hour", "event": {"_tag": "Go"}}]}},
+  "persistence": {"adapter": "ad_plain", "snapshotSchedule": "every 2"}}');
+SELECT machine_spawn('plain-1', 'plain');
+SELECT machine_send('plain-1', ('{"_tag": "Go", "n": ' || i || '}')::jsonb) FROM generate_series(1, 3) i;
+SELECT actor_id, version, event, state_tag FROM ad_plain.journal WHERE actor_id = 'plain-1' ORDER BY version;
+SELECT actor_id, version, state, state_tag FROM ad_plain.snapshots WHERE actor_id = 'plain-1' ORDER BY version;
+SELECT (SELECT count(*) FROM machine.instances WHERE actor_id = 'plain-1') AS instances,
+       (SELECT count(*) FROM machine.events WHERE actor_id = 'plain-1') AS events,
+       (SELECT count(*) FROM machine.snapshots WHERE actor_id = 'plain-1') AS snapshots,
+       (SELECT count(*) FROM machine.timers WHERE actor_id = 'plain-1') AS timers;
+
+-- a version the adapter already holds is a version conflict, whatever the
+-- adapter raised (here unique_violation, or serialization_failure), and
+-- nothing of the send stays
+INSERT INTO ad_plain.journal (actor_id, version, event, state_tag)
+VALUES ('plain-1', 4, '{"_tag": "Go", "stray": true}', 'A');
+SELECT machine_send('plain-1', '{"_tag": "Go"}');
+SELECT machine_version('plain-1'), machine_state('plain-1');
+DELETE FROM ad_plain.journal WHERE actor_id = 'plain-1' AND version = 4;
+CREATE FUNCTION ad_plain.strict_append(actor_id text, version bigint, event jsonb, state_tag text)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	IF event ? 'boom' THEN
+		RAISE EXCEPTION 'the journal server is down' USING ERRCODE = 'connection_failure';
+	END IF;
+	IF EXISTS (SELECT FROM ad_plain.journal j WHERE j.actor_id = $1 AND j.version >= $2) THEN
+		RAISE EXCEPTION 'version % of % is taken', $2, $1 USING ERRCODE = 'serialization_failure';
+	END IF;
+	INSERT INTO ad_plain.journal (actor_id, version, event, state_tag) VALUES ($1, $2, $3, $4);
+END $$;
+ALTER FUNCTION ad_plain.append_event(text, bigint, jsonb, text) RENAME TO plain_append;
+ALTER FUNCTION ad_plain.strict_append(text, bigint, jsonb, text) RENAME TO append_event;
+INSERT INTO ad_plain.journal (actor_id, version, event, state_tag)
+VALUES ('plain-1', 5, '{"_tag": "Go", "stray": true}', 'A');
+SELECT machine_send('plain-1', '{"_tag": "Go"}');
+DELETE FROM ad_plain.journal WHERE actor_id = 'plain-1' AND version = 5;
+-- an adapter's error fails the send as it is
+SELECT machine_send('plain-1', '{"_tag": "Go", "boom": 1}');
+SELECT machine_version('plain-1'), (SELECT max(version) FROM ad_plain.journal WHERE actor_id = 'plain-1');
+SELECT machine_send('plain-1', '{"_tag": "Go"}');
+
+-- stop, restore, history and replay read through the adapter
+SELECT machine_stop('plain-1');
+SELECT max(version) FROM ad_plain.snapshots WHERE actor_id = 'plain-1';
+UPDATE ad_plain.snapshots SET state = state || '{"from": "snapshot"}' WHERE actor_id = 'plain-1' AND version = 2;
+DELETE FROM ad_plain.snapshots WHERE actor_id = 'plain-1' AND version = 4;
+SELECT machine_restore('plain-1');
+SELECT version, event->>'n' AS n, state FROM machine_history('plain-1');
+SELECT machine_replay_to('plain-1', 3);
+
+-- a gap in what the adapter returns stops the fold, as in the tables
+UPDATE ad_plain.journal SET version = version + 100 WHERE actor_id = 'plain-1' AND version = 3;
+SELECT machine_replay_to('plain-1', 3);
+UPDATE ad_plain.journal SET version = version - 100 WHERE actor_id = 'plain-1' AND version = 103;
+
+-- EXECUTE on the adapter's functions is the caller's to hold (and, as
+-- they run as the caller, whatever they use)
+CREATE ROLE regress_adapter_sender;
+GRANT USAGE ON SCHEMA ad_plain TO regress_adapter_sender;
+GRANT SELECT, INSERT, DELETE ON ad_plain.journal, ad_plain.snapshots TO regress_adapter_sender;
+SELECT machine_grant('plain', 'regress_adapter_sender', 'send');
+REVOKE EXECUTE ON FUNCTION ad_plain.load_events(text, bigint, bigint) FROM PUBLIC;
+SET ROLE regress_adapter_sender;
+SELECT machine_send('plain-1', '{"_tag": "Go"}');
+SELECT machine_replay_to('plain-1', 1);
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION ad_plain.load_events(text, bigint, bigint) TO PUBLIC;
+SET ROLE regress_adapter_sender;
+SELECT machine_replay_to('plain-1', 1);
+RESET ROLE;
+REVOKE ALL ON SCHEMA ad_plain FROM regress_adapter_sender;
+REVOKE ALL ON ad_plain.journal, ad_plain.snapshots FROM regress_adapter_sender;
+DROP ROLE regress_adapter_sender;
+
+-- delete and drop with cascade erase through the adapter
+SELECT machine_spawn('plain-2', 'plain'), machine_send('plain-2', '{"_tag": "Go"}');
+SELECT machine_delete('plain-1');
+SELECT actor_id, count(*) FROM ad_plain.journal GROUP BY 1 ORDER BY 1;
+SELECT machine_drop('plain', true);
+SELECT count(*) FROM ad_plain.journal;
+SELECT count(*) FROM ad_plain.snapshots;
+
+-- definitions whose adapter is missing, incomplete or of the wrong shape
+SELECT machine_define('bad', '{"initial": "A", "states": {"A": {}}, "persistence": {"adapter": "no_such_schema"}}');
+CREATE SCHEMA ad_broken;
+SELECT machine_define('bad', '{"initial": "A", "states": {"A": {}}, "persistence": {"adapter": "ad_broken"}}');
+CREATE FUNCTION ad_broken.append_event(actor_id text, version bigint, event jsonb, state_tag text)
+RETURNS integer LANGUAGE sql AS $$ SELECT 1 $$;
+SELECT machine_define('bad', '{"initial": "A", "states": {"A": {}}, "persistence": {"adapter": "ad_broken"}}');
+DROP FUNCTION ad_broken.append_event(text, bigint, jsonb, text);
+CREATE FUNCTION ad_broken.append_event(actor_id text, version bigint, event jsonb, state_tag text)
+RETURNS void LANGUAGE sql AS $$ SELECT $$;
+CREATE FUNCTION ad_broken.load_events(actor_id text, after_version bigint, upto_version bigint)
+RETURNS TABLE (version bigint, event jsonb) LANGUAGE sql AS $$ SELECT 1::bigint, '{}'::jsonb $$;
+SELECT machine_define('bad', '{"initial": "A", "states": {"A": {}}, "persistence": {"adapter": "ad_broken"}}');
+SELECT machine_define('bad', '{"initial": "A", "states": {"A": {}},
+  "persistence": {"adapter": "ad_plain", "snapshotSchedule": "spaced 1 minute"}}');
+-- a function of the adapter dropped after the definition
+SELECT machine_define('fragile', '{"initial": "A", "states": {"A": {"on": {"Go": "A"}}}, "persistence": {"adapter": "ad_plain"}}');
+SELECT machine_spawn('fragile-1', 'fragile');
+ALTER FUNCTION ad_plain.load_snapshot(text, bigint) RENAME TO gone;
+SELECT machine_send('fragile-1', '{"_tag": "Go"}');
+ALTER FUNCTION ad_plain.gone(text, bigint) RENAME TO load_snapshot;
+SELECT machine_send('fragile-1', '{"_tag": "Go"}');
+-- an adapter with actors stays their adapter
+SELECT machine_define('fragile', '{"initial": "A", "states": {"A": {"on": {"Go": "A"}}}, "persistence": {}}');
+SELECT machine_drop('fragile', true);
+DROP SCHEMA ad_broken CASCADE;
 SELECT count(*) FROM machine.memory_instances;
 DROP ROLE regress_adapter_reader;

@@ -310,6 +310,21 @@ machine_can(PG_FUNCTION_ARGS)
 }
 
 /*
+ * A snapshot of an actor as it is, for stop and persist: one of that
+ * version existing already is fine
+ */
+static void
+take_snapshot(CompiledMachine *cm, const char *actor_id, ActorRow *row)
+{
+	if (cm->adapter)
+		adapter_save_snapshot(cm->adapter, actor_id, row->version, row->state,
+							  row->state_tag);
+	else
+		(void) store_insert_snapshot(row->store, actor_id, row->version,
+									 row->state, row->state_tag);
+}
+
+/*
  * machine_stop(actor_id text) RETURNS boolean
  *
  * Stop a running (or done) actor: its timers are cancelled; a persistent
@@ -336,8 +351,7 @@ machine_stop(PG_FUNCTION_ARGS)
 		store_cancel_timers(row.store, actor_id);
 		if (cm->def->persistence.enabled)
 		{
-			(void) store_insert_snapshot(row.store, actor_id, row.version,
-										 row.state, row.state_tag);
+			take_snapshot(cm, actor_id, &row);
 			store_set_status(row.store, actor_id, ACTOR_STOPPED);
 		}
 		else
@@ -368,7 +382,11 @@ machine_delete(PG_FUNCTION_ARGS)
 	deleted = store_read_actor(actor_id, ROW_LOCK_UPDATE, &row);
 	if (deleted)
 	{
-		machine_authorize_by_name(row.machine, MACHINE_DELETE);
+		CompiledMachine *cm = machine_lookup(row.machine, false);
+
+		machine_authorize(cm, MACHINE_DELETE);
+		if (cm->adapter)
+			adapter_delete_actor(cm->adapter, actor_id);
 		deleted = store_delete_actor(row.store, actor_id);
 	}
 	SPI_finish();
@@ -409,8 +427,7 @@ machine_persist(PG_FUNCTION_ARGS)
 				 errmsg("machine \"%s\" of actor \"%s\" is not persistent",
 						cm->name, actor_id),
 				 errhint("Add a \"persistence\" object to the machine's definition.")));
-	(void) store_insert_snapshot(row.store, actor_id, row.version, row.state,
-								 row.state_tag);
+	take_snapshot(cm, actor_id, &row);
 	SPI_finish();
 
 	PG_RETURN_INT64(row.version);

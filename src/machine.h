@@ -16,6 +16,8 @@
  *	 store.c		every read and write of the extension's tables, in SQL
  *	 store_direct.c	the per-send reads and writes, without the executor
  *	 memory.c		the "memory" adapter's rows for the views
+ *	 adapter.c		user adapters: journal and snapshots through a schema's
+ *					functions
  *	 send.c			machine_send: the transition path
  *	 actors.c		spawn, state, version, stop, delete, persist
  *	 entity.c		machine_send_entity: spawn on the first message
@@ -34,6 +36,7 @@
 
 #include "postgres.h"
 
+#include "access/tupdesc.h"
 #include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
@@ -80,6 +83,34 @@ typedef enum StoreKind
 extern StoreKind store_kind_of(const MachineDef *def);
 extern int	store_kinds(void);
 
+/*
+ * adapter.c: a user adapter, a schema whose functions keep a machine's
+ * journal and snapshots
+ */
+typedef enum AdapterFunctionId
+{
+	ADAPTER_APPEND_EVENT,
+	ADAPTER_LOAD_EVENTS,
+	ADAPTER_SAVE_SNAPSHOT,
+	ADAPTER_LOAD_SNAPSHOT,
+	ADAPTER_DELETE_ACTOR
+} AdapterFunctionId;
+
+#define ADAPTER_NFUNCTIONS 5
+
+typedef struct UserAdapter
+{
+	char	   *schema;
+	FmgrInfo	functions[ADAPTER_NFUNCTIONS];
+	TupleDesc	columns[ADAPTER_NFUNCTIONS];	/* of those returning records */
+} UserAdapter;
+
+extern bool adapter_is_builtin(const char *adapter);
+extern void adapter_check_definition(const MachineDef *def);
+extern UserAdapter *adapter_open(const MachineDef *def, const char *machine,
+								 MemoryContext context);
+extern Oid	adapter_function_oid(UserAdapter *adapter, int which);
+
 /* registry.c: a compiled machine, cached per backend */
 typedef struct CompiledMachine
 {
@@ -87,6 +118,8 @@ typedef struct CompiledMachine
 	int32		revision;
 	MachineDef *def;			/* malloc'd by the compiler */
 	StoreKind	store;			/* where its actors live */
+	UserAdapter *adapter;		/* keeps their journal and snapshots, or
+								 * NULL: the tables of "store" do */
 	FmgrInfo   *functions;		/* parallel to def->functions */
 	bool	   *busy;			/* functions[i] is running */
 	char	   *machine_type;
@@ -241,6 +274,17 @@ typedef struct JournalEntry
 typedef void (*EventCallback) (JournalEntry *entry, void *arg);
 extern int64 store_version_at(StoreKind kind, const char *actor_id,
 							   TimestampTz at);
+extern void adapter_append_event(UserAdapter *adapter, const char *actor_id,
+								 int64 version, Jsonb *event, const char *tag);
+extern void adapter_save_snapshot(UserAdapter *adapter, const char *actor_id,
+								  int64 version, Jsonb *state,
+								  const char *tag);
+extern void adapter_delete_actor(UserAdapter *adapter, const char *actor_id);
+extern Jsonb *adapter_load_snapshot(UserAdapter *adapter, const char *actor_id,
+									int64 upto, int64 *version);
+extern void adapter_scan_events(UserAdapter *adapter, const char *actor_id,
+								int64 after, int64 upto,
+								EventCallback callback, void *arg);
 extern void store_scan_events(StoreKind kind, const char *actor_id, int64 after, int64 upto,
 							  EventCallback callback, void *arg);
 extern void store_latest_snapshots(StoreKind kind, Datum *ids, Datum *uptos, int n,
@@ -269,6 +313,7 @@ extern List *store_fetch_actor_ids(Portal portal, int limit,
 extern void store_fold_starts(StoreKind kind, Datum *ids, int n,
 							  FoldStart *starts);
 extern void store_delete_actors_of(const char *machine);
+extern List *store_actor_ids_of(const char *machine);
 extern List *store_stopped_of_type(const char *machine_type);
 
 /* store.c: rows of machine.machines */

@@ -369,20 +369,21 @@ check_adapter(const MachineDef *def)
 
 	if (adapter == NULL || strcmp(adapter, "tables") == 0)
 		return;
-	if (strcmp(adapter, "memory") == 0)
-	{
-		if (!store_memory_available())
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("persistence.adapter: adapter \"memory\" needs version 1.1 of extension \"machine\""),
-					 errdetail("The tables of the \"memory\" adapter do not exist in this database."),
-					 errhint("Update the extension with ALTER EXTENSION machine UPDATE.")));
-		return;
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-			 errmsg("persistence.adapter: unknown adapter \"%s\"", adapter),
-			 errhint("The adapters are \"tables\" (the default) and \"memory\".")));
+	if (!adapter_is_builtin(adapter))
+		adapter_check_definition(def);
+	else if (!store_memory_available())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("persistence.adapter: adapter \"memory\" needs version 1.1 of extension \"machine\""),
+				 errdetail("The tables of the \"memory\" adapter do not exist in this database."),
+				 errhint("Update the extension with ALTER EXTENSION machine UPDATE.")));
+}
+
+/* The name of the adapter a definition names, "tables" by default */
+static const char *
+adapter_name(const MachineDef *def)
+{
+	return def->persistence.adapter ? def->persistence.adapter : "tables";
 }
 
 static MachineDef *
@@ -469,6 +470,7 @@ machine_lookup(const char *name, bool missing_ok)
 	{
 		cm->def = compile_or_error(stored.definition);
 		cm->store = store_kind_of(cm->def);
+		cm->adapter = adapter_open(cm->def, name, context);
 		deconstruct_array(stored.functions, TEXTOID, -1, false, TYPALIGN_INT,
 						  &names, NULL, &nnames);
 		if (nnames != cm->def->nfunctions)
@@ -606,9 +608,10 @@ check_timer_trust(CompiledMachine *cm, Oid role)
 						cm->name, role_name(role)),
 				 errdetail("Role \"%s\" defined the machine's current revision and may not act as role \"%s\", which armed the timer.",
 						   role_name(cm->defined_by), role_name(role))));
-	for (int i = 0; i < cm->def->nfunctions; i++)
+	for (int i = 0; i < cm->def->nfunctions + (cm->adapter ? ADAPTER_NFUNCTIONS : 0); i++)
 	{
-		Oid			fn = cm->functions[i].fn_oid;
+		Oid			fn = i < cm->def->nfunctions ? cm->functions[i].fn_oid :
+			adapter_function_oid(cm->adapter, i - cm->def->nfunctions);
 		HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
 		Oid			owner;
 
@@ -707,6 +710,7 @@ typedef struct Resolved
 	int64		snapshot_spacing;	/* microseconds; 0: not "spaced" */
 	bool		needs_worker;
 	StoreKind	store;
+	const char *adapter;		/* its name, "tables" by default */
 } Resolved;
 
 /*
@@ -721,6 +725,7 @@ resolve_definition(const MachineDef *def, const char *name, Resolved *out)
 
 	check_adapter(def);
 	out->store = store_kind_of(def);
+	out->adapter = pstrdup(adapter_name(def));
 	for (int i = 0; i < def->nfunctions; i++)
 	{
 		Oid			oid = resolve_function(&def->functions[i]);
@@ -883,17 +888,18 @@ machine_define(PG_FUNCTION_ARGS)
 		MachineDef *old = md_compile(stored.definition,
 									 strlen(stored.definition), errbuf,
 									 sizeof(errbuf));
-		StoreKind	old_store = old ? store_kind_of(old) : STORE_TABLES;
+		char	   *old_adapter = pstrdup(old ? adapter_name(old) : "tables");
 
 		if (old)
 			md_free(old);
-		if (old_store != resolved.store && store_count_actors(name) > 0)
+		if (strcmp(old_adapter, resolved.adapter) != 0 &&
+			store_count_actors(name) > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 					 errmsg("cannot change the adapter of machine \"%s\" while it has actors",
 							name),
-					 errdetail("Its actors live in the tables of adapter \"%s\".",
-							   old_store == STORE_MEMORY ? "memory" : "tables"),
+					 errdetail("Its actors are kept by adapter \"%s\", not \"%s\".",
+							   old_adapter, resolved.adapter),
 					 errhint("Delete its actors first, or drop the machine with cascade and define it again.")));
 	}
 
@@ -1036,7 +1042,26 @@ machine_drop(PG_FUNCTION_ARGS)
 							 quote_literal_cstr(name))));
 	}
 	else
+	{
+		char		errbuf[64];
+		MachineDef *def = md_compile(stored.definition,
+									 strlen(stored.definition), errbuf,
+									 sizeof(errbuf));
+		bool		user_adapter = def && !adapter_is_builtin(def->persistence.adapter);
+
+		if (def)
+			md_free(def);
+		/* a user adapter erases what it keeps of each actor */
+		if (user_adapter)
+		{
+			CompiledMachine *cm = machine_lookup(name, false);
+			ListCell   *lc;
+
+			foreach(lc, store_actor_ids_of(name))
+				adapter_delete_actor(cm->adapter, lfirst(lc));
+		}
 		store_delete_actors_of(name);
+	}
 	dropped = store_delete_machine(name);
 	if (dropped)
 		CacheInvalidateRelcacheByRelid(lookup_machines_relid());

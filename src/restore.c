@@ -188,8 +188,9 @@ machine_fold(const char *actor_id, CompiledMachine *cm, Jsonb *initial_state,
 	Jsonb	   *result;
 
 	if (!from_start)
-		snapshot = store_latest_snapshot(cm->store, actor_id, upto,
-										 &snapshot_version);
+		snapshot = cm->adapter ?
+			adapter_load_snapshot(cm->adapter, actor_id, upto, &snapshot_version) :
+			store_latest_snapshot(cm->store, actor_id, upto, &snapshot_version);
 	create_step_contexts(step_context);
 	fold_start(&f, actor_id, cm, snapshot ? snapshot : initial_state,
 			   snapshot_version, step_context);
@@ -197,8 +198,14 @@ machine_fold(const char *actor_id, CompiledMachine *cm, Jsonb *initial_state,
 	f.arg = arg;
 
 	if (f.version < upto)
-		store_scan_events(cm->store, actor_id, f.version, upto, fold_event,
-						  &f);
+	{
+		if (cm->adapter)
+			adapter_scan_events(cm->adapter, actor_id, f.version, upto,
+								fold_event, &f);
+		else
+			store_scan_events(cm->store, actor_id, f.version, upto,
+							  fold_event, &f);
+	}
 	result = fold_finish(&f, upto, snapshot != NULL, snapshot_version);
 	MemoryContextDelete(step_context[0]);
 	MemoryContextDelete(step_context[1]);
@@ -386,6 +393,7 @@ restore_chunk(void *arg)
 	Datum	   *ids = palloc(sizeof(Datum) * n);
 	Datum	   *uptos_of[STORE_NKINDS] = {NULL};
 	bool		kinds_used[STORE_NKINDS] = {false};
+	bool	   *batched = palloc0(sizeof(bool) * n);
 	Datum	   *afters = palloc(sizeof(Datum) * n);
 	Jsonb	  **snapshots = palloc0(sizeof(Jsonb *) * n);
 	int64	   *snapshot_versions = palloc0(sizeof(int64) * n);
@@ -419,7 +427,9 @@ restore_chunk(void *arg)
 			}
 		}
 		ids[i] = CStringGetTextDatum(item->actor_id);
-		kinds_used[cms[i] ? rows[i].store : STORE_TABLES] = true;
+		/* a user adapter's actors are folded one by one, through it */
+		batched[i] = cms[i] != NULL && cms[i]->adapter == NULL;
+		kinds_used[batched[i] ? rows[i].store : STORE_TABLES] = true;
 	}
 
 	/*
@@ -434,7 +444,7 @@ restore_chunk(void *arg)
 		if (!kinds_used[kind])
 			continue;
 		for (int i = 0; i < n; i++)
-			kind_uptos[i] = Int64GetDatum(cms[i] && rows[i].store == kind ?
+			kind_uptos[i] = Int64GetDatum(batched[i] && rows[i].store == kind ?
 										  rows[i].version : 0);
 		uptos_of[kind] = kind_uptos;
 		store_latest_snapshots((StoreKind) kind, ids, kind_uptos, n,
@@ -444,7 +454,7 @@ restore_chunk(void *arg)
 	for (int i = 0; i < n; i++)
 	{
 		afters[i] = Int64GetDatum(snapshot_versions[i]);
-		if (cms[i] == NULL)
+		if (!batched[i])
 			continue;
 		fold_start(&c.folds[i], chunk->items[i].actor_id, cms[i],
 				   snapshots[i] ? snapshots[i] : actor_initial_state(&rows[i]),
@@ -471,13 +481,14 @@ restore_chunk(void *arg)
 		if (cms[i] == NULL)
 			continue;
 		/* one that the stream never reached must be complete as it is */
-		if (c.states[i] == c.folds[i].state && c.folds[i].version < c.uptos[i])
+		if (batched[i] && c.states[i] == c.folds[i].state &&
+			c.folds[i].version < c.uptos[i])
 			(void) fold_finish(&c.folds[i], c.uptos[i], c.from_snapshot[i],
 							   c.starts[i]);
 		a.actor_id = chunk->items[i].actor_id;
 		a.row = &rows[i];
 		a.cm = cms[i];
-		a.state = c.states[i];
+		a.state = batched[i] ? c.states[i] : NULL;
 		restored = actor_transition(a.actor_id, restore_work, &a);
 		old = MemoryContextSwitchTo(caller);
 		chunk->items[i].state = DatumGetJsonbPCopy(JsonbPGetDatum(restored));
@@ -679,6 +690,35 @@ machine_replay_to(PG_FUNCTION_ARGS)
  * the state it was spawned with.  NULL when there is no such actor, or it
  * was spawned later.
  */
+typedef struct VersionAt
+{
+	TimestampTz at;
+	int64		version;
+} VersionAt;
+
+static void
+version_at_event(JournalEntry *entry, void *arg)
+{
+	VersionAt  *v = arg;
+
+	if (DatumGetTimestampTz(entry->recorded_at) <= v->at)
+		v->version = entry->version;
+}
+
+/*
+ * The latest version journaled at or before a time, through a user
+ * adapter, which has no index on the time: its journal is read whole
+ */
+static int64
+adapter_version_at(CompiledMachine *cm, const char *actor_id, int64 upto,
+				   TimestampTz at)
+{
+	VersionAt	v = {at, 0};
+
+	adapter_scan_events(cm->adapter, actor_id, 0, upto, version_at_event, &v);
+	return v.version;
+}
+
 PG_FUNCTION_INFO_V1(machine_state_at);
 Datum
 machine_state_at(PG_FUNCTION_ARGS)
@@ -705,7 +745,9 @@ machine_state_at(PG_FUNCTION_ARGS)
 					 errhint("Redefine the machine with a \"persistence\" object whose \"journalEvents\" is true, the default.")));
 		if (at >= DatumGetTimestampTz(row.created_at))
 		{
-			int64		version = store_version_at(row.store, actor_id, at);
+			int64		version = cm->adapter ?
+				adapter_version_at(cm, actor_id, row.version, at) :
+				store_version_at(row.store, actor_id, at);
 
 			state = state_at(actor_id, &row, cm, Max(version, 0));
 			state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(state), false, -1);

@@ -135,14 +135,24 @@ actor_record(const Transition *t)
 					   t->version, t->state, to->name);
 	if (def->persistence.enabled && def->persistence.journal_events)
 	{
-		store_append_event(t->row->store, t->actor_id, t->version, t->event,
-						   to->name, t->cm->revision);
-		if (t->row->store == STORE_TABLES)
+		if (t->cm->adapter)
+			adapter_append_event(t->cm->adapter, t->actor_id, t->version,
+								 t->event, to->name);
+		else
+			store_append_event(t->row->store, t->actor_id, t->version,
+							   t->event, to->name, t->cm->revision);
+		if (t->row->store == STORE_TABLES && t->cm->adapter == NULL)
 			subscriptions_wake(t->cm->machine_type);
 	}
 	if (machine_should_snapshot(def, t->version))
-		store_append_snapshot(t->row->store, t->actor_id, t->version,
-							  t->state, to->name);
+	{
+		if (t->cm->adapter)
+			adapter_save_snapshot(t->cm->adapter, t->actor_id, t->version,
+								  t->state, to->name);
+		else
+			store_append_snapshot(t->row->store, t->actor_id, t->version,
+								  t->state, to->name);
+	}
 	timers_transition(t->actor_id, t->cm, t->from, t->to, t->left, t->version);
 	if (def->notify)
 		announce(t);

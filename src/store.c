@@ -227,6 +227,12 @@ static SavedQuery count_actors_query = {
 	1, {TEXTOID}
 };
 
+static SavedQuery actor_ids_of_query = {
+	"SELECT actor_id FROM machine.instances "
+	"WHERE machine OPERATOR(pg_catalog.=) $1 ORDER BY actor_id",
+	1, {TEXTOID}
+};
+
 static SavedQuery delete_actors_of_query = {
 	"WITH a AS (DELETE FROM machine.instances "
 	"           WHERE machine OPERATOR(pg_catalog.=) $1 RETURNING actor_id), "
@@ -1149,6 +1155,20 @@ store_count_actors(const char *machine)
 		SPI_freetuptable(SPI_tuptable);
 	}
 	return count;
+}
+
+/* The ids of the actors of a machine in the built-in tables */
+List *
+store_actor_ids_of(const char *machine)
+{
+	Datum		values[1] = {CStringGetTextDatum(machine)};
+	List	   *result = NIL;
+
+	run(&actor_ids_of_query, values, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		result = lappend(result, text_column(i, 1));
+	SPI_freetuptable(SPI_tuptable);
+	return result;
 }
 
 /* Erase every actor of a machine, with its journal, snapshots and timers */
