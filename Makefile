@@ -1,7 +1,9 @@
 # machine: durable actors inside PostgreSQL (PGXS build)
 
-EXTENSION = machine
+EXTENSION = machine machine_router
 MODULE_big = machine
+# the router's library: the slice hash (the routing is PL/Proxy's)
+MODULES = src/machine_router
 OBJS = \
 	src/definition.o \
 	src/definition_arena.o \
@@ -30,18 +32,20 @@ OBJS = \
 	src/timers.o \
 	src/worker.o
 
-DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+DATA = $(wildcard sql/machine--*.sql) $(wildcard sql/machine_router--*.sql)
 
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 SHLIB_LINK = -ljson-c
 
 REGRESS = definitions revisions check_define send send_many persistence conflicts restore replay view simulate timers can spawn subscriptions clock diagram privileges security slice entity adapters
-REGRESS_OPTS = --load-extension=$(EXTENSION)
+# the router suite makes databases of its own and needs PL/Proxy
+REGRESS += router
+REGRESS_OPTS = --load-extension=machine
 
 ISOLATION = send_order send_many_order expected_version_race persist_vs_send redefine_vs_send notify define_denied_no_lock recreate_vs_send define_other_machine journal_order entity_first_message
 # later options win: specs and their expected output live under test/isolation
-ISOLATION_OPTS = --load-extension=$(EXTENSION) \
+ISOLATION_OPTS = --load-extension=machine \
 	--inputdir=test/isolation --outputdir=test/isolation/output_iso
 EXTRA_CLEAN = test/isolation/output_iso
 
@@ -58,8 +62,8 @@ unit:
 # PGXN distribution: machine-<version>.zip of the committed tree (HEAD), the
 # version read from META.json.  DISTFILE names another output file.
 DISTVERSION = $(shell perl -MJSON::PP -0777 -ne 'print decode_json($$_)->{version}' META.json)
-DISTFILE = $(EXTENSION)-$(DISTVERSION).zip
+DISTFILE = machine-$(DISTVERSION).zip
 
 .PHONY: dist
 dist:
-	git archive --format=zip --prefix=$(EXTENSION)-$(DISTVERSION)/ -o $(DISTFILE) HEAD
+	git archive --format=zip --prefix=machine-$(DISTVERSION)/ -o $(DISTFILE) HEAD

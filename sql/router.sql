@@ -1,0 +1,118 @@
+-- machine_router: one router database in front of two shard databases of
+-- this server.  Connection strings name this server's socket and port,
+-- which change from run to run, so they are printed as "shard_a" and
+-- "shard_b".
+SELECT format('host=%s port=%s dbname=regress_shard_a',
+              split_part(current_setting('unix_socket_directories'), ',', 1),
+              current_setting('port')) AS shard_a,
+       format('host=%s port=%s dbname=regress_shard_b',
+              split_part(current_setting('unix_socket_directories'), ',', 1),
+              current_setting('port')) AS shard_b \gset
+CREATE DATABASE regress_shard_a;
+CREATE DATABASE regress_shard_b;
+CREATE DATABASE regress_router;
+\c regress_shard_a
+CREATE EXTENSION machine;
+\c regress_shard_b
+CREATE EXTENSION machine;
+CREATE ROLE regress_router_nobody;
+\c regress_router
+SET client_min_messages = warning;
+CREATE EXTENSION machine_router CASCADE;
+RESET client_min_messages;
+
+-- configuration: slices in equal contiguous ranges
+SELECT machine_router_configure(ARRAY[:'shard_a', :'shard_b'], 8);
+SELECT slice, replace(replace(shard, :'shard_a', 'shard_a'), :'shard_b', 'shard_b') AS shard
+  FROM machine_router_slices();
+SELECT srvname, array_length(srvoptions, 1) AS partitions FROM pg_foreign_server;
+SELECT machine_router_configure(ARRAY[:'shard_a', :'shard_b'], 6);
+SELECT machine_router_configure(ARRAY[:'shard_a', :'shard_b'], 1);
+SELECT machine_router_configure(ARRAY['dbname=a', 'dbname=b', 'dbname=a'], 8);
+SELECT machine_router_configure(ARRAY[['dbname=a'], ['dbname=b']], 8);
+SELECT machine_router_configure(ARRAY[:'shard_a', ''], 8);
+SELECT machine_router_configure(ARRAY[]::text[], 8);
+SELECT machine_router_configure(NULL, 8);
+-- a failed configuration leaves the one before
+SELECT count(*) AS slices FROM machine_router_slices();
+
+-- the same slices as on the shards
+SELECT machine_slice_of('order-1'), machine_slice_of('order-1', 65536);
+
+-- machines are defined on every shard
+SELECT machine_define('counter', '{
+  "initial": "Open",
+  "states": {"Open": {"on": {"Add": {"target": "Open", "merge": true}, "Close": "Closed"}},
+             "Closed": {"final": true}},
+  "entity": {},
+  "persistence": {"snapshotSchedule": "every 2"}
+}');
+SELECT * FROM machine_router_check();
+SELECT machine_definition('counter') -> 'initial';
+
+-- actors live on the shard of their slice
+SELECT count(*) FROM (SELECT machine_spawn('c-' || i, 'counter') FROM generate_series(1, 40) AS i) AS s;
+SELECT machine_send('c-1', '{"_tag": "Add", "n": 1}');
+SELECT machine_send('c-1', '{"_tag": "Add", "n": 2}', 1);
+SELECT machine_state('c-1'), machine_version('c-1'), machine_matches('c-1', 'Open'),
+       machine_can('c-1', '{"_tag": "Close"}');
+SELECT machine_send_entity('counter', 'e-1', '{"_tag": "Add", "n": 5}');
+SELECT machine_send_entity('counter', 'e-1', '{"_tag": "Add", "n": 6}');
+SELECT version, event FROM machine_history('c-1');
+SELECT machine_replay_to('c-1', 1), machine_persist('c-1');
+SELECT machine_rewind('c-1', 1);
+SELECT count(*), min(machine_slice_of(id, 8)), max(machine_slice_of(id, 8)) FROM machine.actors;
+\c regress_shard_a
+SELECT count(*) > 0 AS some, bool_and(machine_slice_of(id, 8) < 4) AS all_in_range FROM machine.actors;
+\c regress_shard_b
+SELECT count(*) > 0 AS some, bool_and(machine_slice_of(id, 8) >= 4) AS all_in_range FROM machine.actors;
+\c regress_router
+
+-- restore: restore_many splits its ids by shard, restore_all asks every shard
+SELECT bool_and(machine_stop('c-' || i)) FROM generate_series(1, 6) AS i;
+SELECT actor_id, status, state ->> '_tag' AS tag, error
+  FROM machine_restore_many(ARRAY['c-1', 'c-2', 'c-3', 'nobody']) ORDER BY actor_id;
+SELECT actor_id, status FROM machine_restore_all('counter') ORDER BY actor_id;
+SELECT machine_restore('c-4');
+
+-- a shard's error keeps its SQLSTATE, message, detail and hint
+CREATE FUNCTION pg_temp.sqlstate_of(stmt text) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE stmt;
+	RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE;
+END $$;
+SELECT machine_send('c-1', '{"_tag": "Add"}', 0);
+SELECT machine_send('c-1', '{"_tag": "Nope"}');
+SELECT machine_spawn('c-1', 'counter');
+SELECT call, pg_temp.sqlstate_of(stmt) FROM (VALUES
+  ('conflict', $$SELECT machine_send('c-1', '{"_tag": "Add"}', 0)$$),
+  ('unhandled', $$SELECT machine_send('c-1', '{"_tag": "Nope"}')$$),
+  ('duplicate', $$SELECT machine_spawn('c-1', 'counter')$$),
+  ('no machine', $$SELECT machine_spawn('x-1', 'nope')$$),
+  ('bad define', $$SELECT machine_define('bad', '{"initial": "A"}')$$),
+  ('null id', $$SELECT machine_send(NULL, '{"_tag": "Add"}')$$),
+  ('null event', $$SELECT machine_send('c-1', NULL)$$)
+  ) AS calls(call, stmt);
+
+-- (privileges through the router, which connects to the shards as the
+-- calling role, are tested in test/t/011_scale_out.pl, whose servers let
+-- every role log in)
+SET ROLE regress_router_nobody;
+SELECT machine_router_configure(ARRAY['dbname=x'], 8);
+RESET ROLE;
+
+-- delete, drop on every shard
+SELECT machine_delete('c-1'), machine_state('c-1');
+SELECT machine_drop('counter');
+SELECT machine_drop('counter', true);
+SELECT count(*) FROM machine.actors;
+SELECT machine_drop('counter', true);
+
+\c contrib_regression
+DROP DATABASE regress_router WITH (FORCE);
+DROP DATABASE regress_shard_a WITH (FORCE);
+DROP DATABASE regress_shard_b WITH (FORCE);
+DROP ROLE regress_router_nobody;
