@@ -387,3 +387,14 @@ AS 'MODULE_PATHNAME', 'machine_check_define'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_check_define(text, jsonb) IS
 	'what redefining a machine would break: each actor whose history would not fold through the definition, or whose live state it lacks; writes nothing';
+
+/* machine_simulate gains from_state */
+
+DROP FUNCTION machine_simulate(text, jsonb[], jsonb);
+CREATE FUNCTION machine_simulate(machine text, events jsonb[], data jsonb DEFAULT '{}',
+								 from_state jsonb DEFAULT NULL)
+RETURNS TABLE (step integer, event jsonb, state jsonb)
+AS 'MODULE_PATHNAME', 'machine_simulate_1_1'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_simulate(text, jsonb[], jsonb, jsonb) IS
+	'run events through a machine in memory, from its initial state or from_state: guards and handlers, no effects, nothing stored';

@@ -524,12 +524,13 @@ COMMENT ON FUNCTION machine_fire_timers(timestamptz) IS
 
 /* Testing helpers: pure, in memory */
 
-CREATE FUNCTION machine_simulate(machine text, events jsonb[], data jsonb DEFAULT '{}')
+CREATE FUNCTION machine_simulate(machine text, events jsonb[], data jsonb DEFAULT '{}',
+								 from_state jsonb DEFAULT NULL)
 RETURNS TABLE (step integer, event jsonb, state jsonb)
-AS 'MODULE_PATHNAME', 'machine_simulate'
+AS 'MODULE_PATHNAME', 'machine_simulate_1_1'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION machine_simulate(text, jsonb[], jsonb) IS
-	'run events through a machine in memory: guards and handlers, no effects, nothing stored';
+COMMENT ON FUNCTION machine_simulate(text, jsonb[], jsonb, jsonb) IS
+	'run events through a machine in memory, from its initial state or from_state: guards and handlers, no effects, nothing stored';
 
 CREATE FUNCTION machine_assert_path(machine text, events jsonb[], tags text[],
 									data jsonb DEFAULT '{}')

@@ -29,6 +29,18 @@ SELECT * FROM machine_simulate('nope', '{}');
 SELECT * FROM machine_simulate('door', NULL);
 SELECT * FROM machine_simulate('door', '{}', '[]');
 
+-- from_state: start in a chosen state, its data included
+SELECT * FROM machine_simulate('door', ARRAY['{"_tag": "Close"}', '{"_tag": "Lock"}']::jsonb[],
+                               from_state => '{"_tag": "Opened", "room": 7}');
+-- from a final state, nothing moves
+SELECT * FROM machine_simulate('door', ARRAY['{"_tag": "Open"}']::jsonb[], from_state => '{"_tag": "Broken"}');
+-- NULL: the initial state
+SELECT * FROM machine_simulate('door', '{}', from_state => NULL);
+SELECT * FROM machine_simulate('door', '{}', from_state => '{"_tag": "Ajar"}');
+SELECT * FROM machine_simulate('door', '{}', from_state => '{"room": 1}');
+SELECT * FROM machine_simulate('door', '{}', from_state => '[1]');
+SELECT * FROM machine_simulate('door', '{}', '{"room": 1}', '{"_tag": "Opened"}');
+
 -- with "unhandled": "ignore", an ignored event makes no step
 SELECT machine_define('loader', '{
   "initial": "Idle",

@@ -46,17 +46,20 @@ report(SimulationStep callback, void *arg, MemoryContext caller, int step,
 
 /*
  * Run the events through the machine from its initial state (with data),
- * calling back for step 0 (the initial state, event NULL) and each event
- * applied; step i is the state after the i-th event.  An event that the
- * machine ignores ("unhandled": "ignore") makes no step.  Returns the final
- * state.
+ * or from the state given as from_state, calling back for step 0 (that
+ * state, event NULL) and each event applied; step i is the state after the
+ * i-th event.  An event that the machine ignores ("unhandled": "ignore")
+ * makes no step.  data_arg and from_arg are the argument numbers of data
+ * and from_state (-1: the function has none).  Returns the final state.
  */
 static Jsonb *
-simulate(FunctionCallInfo fcinfo, SimulationStep callback, void *arg)
+simulate(FunctionCallInfo fcinfo, int data_arg, int from_arg,
+		 SimulationStep callback, void *arg)
 {
 	char	   *machine;
 	ArrayType  *events;
 	Jsonb	   *data;
+	Jsonb	   *from = NULL;
 	CompiledMachine *cm;
 	const MachineDef *def;
 	Datum	   *elems;
@@ -72,11 +75,21 @@ simulate(FunctionCallInfo fcinfo, SimulationStep callback, void *arg)
 		null_argument("events");
 	machine = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	events = PG_GETARG_ARRAYTYPE_P(1);
-	/* data is the last argument of every helper */
-	if (PG_ARGISNULL(PG_NARGS() - 1))
+	if (PG_ARGISNULL(data_arg))
 		null_argument("data");
-	data = PG_GETARG_JSONB_P(PG_NARGS() - 1);
+	data = PG_GETARG_JSONB_P(data_arg);
 	check_object(data, "data");
+	if (from_arg >= 0 && !PG_ARGISNULL(from_arg))
+	{
+		from = PG_GETARG_JSONB_P(from_arg);
+		check_object(from, "from_state");
+		if (JB_ROOT_COUNT(data) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("data and from_state cannot both be given"),
+					 errdetail("from_state is the whole state to start from, its data included."),
+					 errhint("Put the data in from_state.")));
+	}
 	deconstruct_array(events, JSONBOID, -1, false, TYPALIGN_INT,
 					  &elems, &elem_nulls, &n);
 
@@ -84,8 +97,25 @@ simulate(FunctionCallInfo fcinfo, SimulationStep callback, void *arg)
 	cm = machine_lookup(machine, false);
 	def = cm->def;
 	machine_authorize(cm, MACHINE_READ | MACHINE_RUN);
-	index = def->initial;
-	state = jsonb_with_tag(data, NULL, def->states[index].name);
+	if (from != NULL)
+	{
+		char	   *tag = state_tag(from, "from_state");
+
+		index = md_find_state(def, tag);
+		if (index < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("machine \"%s\" has no state \"%s\"", cm->name, tag),
+					 errdetail("The \"_tag\" of from_state names the state to start from."),
+					 errhint("Use one of the states of the machine's definition, machine_definition(%s).",
+							 quote_literal_cstr(cm->name))));
+		state = from;
+	}
+	else
+	{
+		index = def->initial;
+		state = jsonb_with_tag(data, NULL, def->states[index].name);
+	}
 	report(callback, arg, caller, 0, NULL, state, def->states[index].name);
 
 	for (int i = 0; i < n && !def->states[index].final; i++)
@@ -139,13 +169,32 @@ simulation_row(int step, Jsonb *event, Jsonb *state, const char *tag,
 /*
  * machine_simulate(machine text, events jsonb[], data jsonb DEFAULT '{}')
  * RETURNS TABLE(step integer, event jsonb, state jsonb)
+ *
+ * The entry point of version 1.0 of the extension.
  */
 PG_FUNCTION_INFO_V1(machine_simulate);
 Datum
 machine_simulate(PG_FUNCTION_ARGS)
 {
 	InitMaterializedSRF(fcinfo, 0);
-	(void) simulate(fcinfo, simulation_row, fcinfo->resultinfo);
+	(void) simulate(fcinfo, 2, -1, simulation_row, fcinfo->resultinfo);
+	return (Datum) 0;
+}
+
+/*
+ * machine_simulate(machine text, events jsonb[], data jsonb DEFAULT '{}',
+ *		from_state jsonb DEFAULT NULL)
+ * RETURNS TABLE(step integer, event jsonb, state jsonb)
+ *
+ * From 1.1: from_state starts the simulation in a state of the caller's
+ * choosing, data included, instead of the initial state.
+ */
+PG_FUNCTION_INFO_V1(machine_simulate_1_1);
+Datum
+machine_simulate_1_1(PG_FUNCTION_ARGS)
+{
+	InitMaterializedSRF(fcinfo, 0);
+	(void) simulate(fcinfo, 2, 3, simulation_row, fcinfo->resultinfo);
 	return (Datum) 0;
 }
 
@@ -213,7 +262,7 @@ machine_assert_path(PG_FUNCTION_ARGS)
 		expected = lappend(expected, elem_nulls[i] ? "NULL" :
 						   TextDatumGetCString(elems[i]));
 
-	(void) simulate(fcinfo, path_step, &path);
+	(void) simulate(fcinfo, PG_NARGS() - 1, -1, path_step, &path);
 
 	same = list_length(path.tags) == list_length(expected);
 	for (int i = 0; same && i < n; i++)
@@ -243,7 +292,7 @@ machine_assert_reaches(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(2))
 		null_argument("tag");
 	tag = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	state = simulate(fcinfo, path_step, &path);
+	state = simulate(fcinfo, PG_NARGS() - 1, -1, path_step, &path);
 	if (strcmp(llast(path.tags), tag) != 0)
 		assertion_failed(text_to_cstring(PG_GETARG_TEXT_PP(0)),
 						 psprintf("the events did not reach state \"%s\"", tag),
@@ -267,7 +316,7 @@ machine_assert_never_reaches(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(2))
 		null_argument("tag");
 	path.watched = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	(void) simulate(fcinfo, path_step, &path);
+	(void) simulate(fcinfo, PG_NARGS() - 1, -1, path_step, &path);
 	if (path.reached_at >= 0)
 		assertion_failed(text_to_cstring(PG_GETARG_TEXT_PP(0)),
 						 psprintf("the events reached state \"%s\"", path.watched),
