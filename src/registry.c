@@ -470,7 +470,6 @@ machine_lookup(const char *name, bool missing_ok)
 	{
 		cm->def = compile_or_error(stored.definition);
 		cm->store = store_kind_of(cm->def);
-		cm->adapter = adapter_open(cm->def, name, context);
 		deconstruct_array(stored.functions, TEXTOID, -1, false, TYPALIGN_INT,
 						  &names, NULL, &nnames);
 		if (nnames != cm->def->nfunctions)
@@ -492,6 +491,7 @@ machine_lookup(const char *name, bool missing_ok)
 
 			fmgr_info_cxt(oid, &cm->functions[i], context);
 		}
+		cm->adapter = adapter_open(cm->def, name, context);
 		store_unbecome_owner(&saved);
 	}
 	PG_CATCH();
