@@ -398,3 +398,24 @@ AS 'MODULE_PATHNAME', 'machine_simulate_1_1'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_simulate(text, jsonb[], jsonb, jsonb) IS
 	'run events through a machine in memory, from its initial state or from_state: guards and handlers, no effects, nothing stored';
+
+/*
+ * The functions a machine's current revision uses stay where its definition
+ * names them: these event triggers refuse a command that drops, renames or
+ * moves one of them.
+ */
+CREATE FUNCTION machine.functions_changed()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'machine_functions_changed'
+LANGUAGE C;
+COMMENT ON FUNCTION machine.functions_changed() IS
+	'event trigger: refuse to drop, rename or move a function that a machine''s current revision uses';
+CREATE EVENT TRIGGER machine_functions_dropped ON sql_drop
+	EXECUTE FUNCTION machine.functions_changed();
+COMMENT ON EVENT TRIGGER machine_functions_dropped IS
+	'refuse to drop a function that a machine''s current revision uses';
+CREATE EVENT TRIGGER machine_functions_altered ON ddl_command_end
+	WHEN TAG IN ('ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER SCHEMA')
+	EXECUTE FUNCTION machine.functions_changed();
+COMMENT ON EVENT TRIGGER machine_functions_altered IS
+	'refuse to rename or move a function that a machine''s current revision uses';

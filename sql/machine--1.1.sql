@@ -217,6 +217,27 @@ CREATE TRIGGER machines_changed
 	FOR EACH STATEMENT EXECUTE FUNCTION machine.machines_changed();
 
 /*
+ * The functions a machine's current revision uses stay where its definition
+ * names them: these event triggers refuse a command that drops, renames or
+ * moves one of them.
+ */
+CREATE FUNCTION machine.functions_changed()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'machine_functions_changed'
+LANGUAGE C;
+COMMENT ON FUNCTION machine.functions_changed() IS
+	'event trigger: refuse to drop, rename or move a function that a machine''s current revision uses';
+CREATE EVENT TRIGGER machine_functions_dropped ON sql_drop
+	EXECUTE FUNCTION machine.functions_changed();
+COMMENT ON EVENT TRIGGER machine_functions_dropped IS
+	'refuse to drop a function that a machine''s current revision uses';
+CREATE EVENT TRIGGER machine_functions_altered ON ddl_command_end
+	WHEN TAG IN ('ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER SCHEMA')
+	EXECUTE FUNCTION machine.functions_changed();
+COMMENT ON EVENT TRIGGER machine_functions_altered IS
+	'refuse to rename or move a function that a machine''s current revision uses';
+
+/*
  * Privileges are the machines' (machine_grant), not the tables': the tables
  * belong to the extension and its functions write them.  The views show
  * each role the rows of the machines it may read.

@@ -23,6 +23,7 @@
  *	 entity.c		machine_send_entity: spawn on the first message
  *	 restore.c		restore, replay, rewind, history (folds of the journal)
  *	 check.c		machine_check_define: a redefinition's dry run
+ *	 dependencies.c	the event triggers that keep machines' functions in place
  *	 simulate.c		the in-memory testing helpers
  *	 timers.c		durable timers and the maintenance pass
  *	 subtransaction.c	one item of a batch in a subtransaction of its own
@@ -149,6 +150,9 @@ extern void machine_lock(const char *name, LOCKMODE mode);
 extern CompiledMachine *machine_compile_candidate(const char *name,
 												  Jsonb *definition);
 extern void machine_free_candidate(CompiledMachine *cm);
+extern Oid	machine_stored_function(MdFunctionKind kind, const char *name,
+									char **signature);
+extern const char *machine_function_kind_name(MdFunctionKind kind);
 extern void machine_authorize(CompiledMachine *cm, AclMode modes);
 extern void machine_authorize_by_name(const char *name, AclMode modes);
 extern bool machine_may_read(Oid owner, Acl *acl);
@@ -319,6 +323,7 @@ extern List *store_stopped_of_type(const char *machine_type);
 /* store.c: rows of machine.machines */
 typedef struct StoredMachine
 {
+	char	   *name;			/* set by store_machines_using() only */
 	int32		revision;
 	char	   *definition;		/* canonical JSON text */
 	ArrayType  *functions;		/* qualified names, parallel to the
@@ -339,6 +344,8 @@ extern void store_set_machine_acl(const char *name, Acl *acl);
 extern Jsonb *store_machine_definition(const char *name);
 extern Jsonb *store_revision_definition(const char *name, int32 revision);
 extern bool store_delete_machine(const char *name);
+extern List *store_machines_using(ArrayType *functions);
+extern ArrayType *store_dropped_functions(void);
 extern List *store_actors_outside(const char *machine, ArrayType *tags);
 
 /* store_direct.c: the per-send path without the executor */

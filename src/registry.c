@@ -320,9 +320,14 @@ qualified_function_name(Oid oid)
 									  get_func_name(oid));
 }
 
-/* Find a function by its stored qualified name, without search_path */
-static Oid
-stored_function(const char *machine, const MdFunction *fn, const char *name)
+/*
+ * A function by its stored qualified name, without search_path, with the
+ * signature its use requires; InvalidOid when there is none.  Its
+ * signature as text goes to *signature, when that is not NULL.
+ */
+Oid
+machine_stored_function(MdFunctionKind kind, const char *name,
+						char **signature)
 {
 	char	   *raw = pstrdup(name);
 	List	   *parts;
@@ -330,7 +335,7 @@ stored_function(const char *machine, const MdFunction *fn, const char *name)
 	ListCell   *lc;
 	Oid			argtypes[3];
 	Oid			rettype;
-	int			nargs = kind_signature(fn->kind, argtypes, &rettype);
+	int			nargs = kind_signature(kind, argtypes, &rettype);
 	Oid			oid = InvalidOid;
 
 	if (SplitIdentifierString(raw, '.', &parts))
@@ -338,8 +343,31 @@ stored_function(const char *machine, const MdFunction *fn, const char *name)
 		foreach(lc, parts)
 			qualified = lappend(qualified, makeString(lfirst(lc)));
 		oid = LookupFuncName(qualified, nargs, argtypes, true);
+		if (signature)
+			*signature = pstrdup(func_signature_string(qualified, nargs, NIL,
+													   argtypes));
 	}
-	if (!OidIsValid(oid) || get_func_rettype(oid) != rettype)
+	else if (signature)
+		*signature = pstrdup(name);
+	if (OidIsValid(oid) && get_func_rettype(oid) != rettype)
+		oid = InvalidOid;
+	return oid;
+}
+
+/* What a function of that kind is called in messages */
+const char *
+machine_function_kind_name(MdFunctionKind kind)
+{
+	return function_kind_names[kind];
+}
+
+/* Find a function by its stored qualified name, without search_path */
+static Oid
+stored_function(const char *machine, const MdFunction *fn, const char *name)
+{
+	Oid			oid = machine_stored_function(fn->kind, name, NULL);
+
+	if (!OidIsValid(oid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("function %s used by machine \"%s\" no longer exists",

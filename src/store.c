@@ -221,6 +221,24 @@ static SavedQuery fold_starts_query = {
 	1, {TEXTARRAYOID}
 };
 
+/*
+ * The machines whose current revision names any of the functions in $1
+ * (qualified names), or every machine for a NULL $1
+ */
+static SavedQuery machines_using_query = {
+	"SELECT name, definition::pg_catalog.text, functions FROM machine.machines "
+	"WHERE $1 IS NULL OR functions OPERATOR(pg_catalog.&&) $1 ORDER BY name",
+	1, {TEXTARRAYOID}
+};
+
+/* The functions an sql_drop event trigger sees dropped: schema, name */
+static SavedQuery dropped_functions_query = {
+	"SELECT address_names[1], address_names[2] "
+	"FROM pg_catalog.pg_event_trigger_dropped_objects() "
+	"WHERE object_type OPERATOR(pg_catalog.=) ANY ('{function,procedure}'::text[])",
+	0, {InvalidOid}
+};
+
 static SavedQuery count_actors_query = {
 	"SELECT pg_catalog.count(*) FROM machine.instances "
 	"WHERE machine OPERATOR(pg_catalog.=) $1",
@@ -1142,6 +1160,60 @@ store_fold_starts(StoreKind kind, Datum *ids, int n, FoldStart *starts)
 }
 
 /* How many actors a machine has, wherever they live */
+/*
+ * The machines whose current revision names one of these functions (an
+ * array of qualified names), or every machine for NULL: a list of
+ * StoredMachine with only name, definition and functions set.
+ */
+List *
+store_machines_using(ArrayType *functions)
+{
+	Datum		values[1] = {PointerGetDatum(functions)};
+	char		nulls[1] = {functions ? ' ' : 'n'};
+	List	   *result = NIL;
+
+	run_with_nulls(&machines_using_query, values, nulls, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		StoredMachine *m = palloc0(sizeof(StoredMachine));
+		bool		isnull;
+
+		m->name = text_column(i, 1);
+		m->definition = text_column(i, 2);
+		m->functions = DatumGetArrayTypePCopy(column(i, 3, &isnull));
+		result = lappend(result, m);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return result;
+}
+
+/*
+ * In an sql_drop event trigger: the qualified names of the functions the
+ * command dropped, as a text array; NULL when it dropped none.
+ */
+ArrayType *
+store_dropped_functions(void)
+{
+	Datum	   *names;
+	int			n = 0;
+	ArrayType  *result = NULL;
+
+	run(&dropped_functions_query, NULL, 0);
+	names = palloc(sizeof(Datum) * Max(SPI_processed, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *schema = text_column(i, 1);
+		char	   *name = text_column(i, 2);
+
+		if (schema && name)
+			names[n++] = CStringGetTextDatum(quote_qualified_identifier(schema, name));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	if (n > 0)
+		result = text_array(names, n);
+	return result;
+}
+
 int64
 store_count_actors(const char *machine)
 {
