@@ -367,13 +367,15 @@ static SavedQuery move_timers_query = {
  * role that armed it, in the caller's session (its search_path, its
  * temporary objects), so a pass must never run code as a role the caller
  * could not act as anyway.  Superusers (and the worker) take every timer.
+ * The time is a parameter, not clock_timestamp(), which is volatile: the
+ * index on due_at serves only a comparison with a value fixed for the scan.
  */
 static SavedQuery due_timers_query = {
 	"SELECT timer_id FROM machine.timers "
-	"WHERE due_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() "
+	"WHERE due_at OPERATOR(pg_catalog.<=) $3 "
 	"AND pg_catalog.pg_has_role($2, armed_by::pg_catalog.oid, 'USAGE') "
 	"ORDER BY due_at, timer_id LIMIT $1 FOR UPDATE SKIP LOCKED",
-	2, {INT4OID, OIDOID}
+	3, {INT4OID, OIDOID, TIMESTAMPTZOID}
 };
 
 /*
@@ -1457,13 +1459,15 @@ store_move_timers(StoreKind kind, const char *actor_id, int64 version)
 List *
 store_claim_timers(int limit)
 {
+	TimestampTz now = GetCurrentTimestamp();
 	List	   *result = NIL;
 
 	for (int kind = 0; kind < store_kinds() && list_length(result) < limit; kind++)
 	{
-		Datum		values[2] = {
+		Datum		values[3] = {
 			Int32GetDatum(limit - list_length(result)),
-			ObjectIdGetDatum(GetUserId())
+			ObjectIdGetDatum(GetUserId()),
+			TimestampTzGetDatum(now)
 		};
 
 		run_in((StoreKind) kind, &due_timers_query, values, 0);
