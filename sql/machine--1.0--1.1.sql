@@ -191,6 +191,41 @@ SELECT pg_catalog.pg_extension_config_dump('machine.memory_snapshots', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.memory_timers', '');
 
 /*
+ * Spaced snapshots: the actors due for one are listed as they move, so that
+ * a pass of the worker reads only those, not every actor.  The actors of
+ * spaced machines that moved past their latest snapshot under 1.0 are due
+ * now.
+ */
+
+CREATE TABLE machine.snapshots_due (
+	actor_id text PRIMARY KEY,
+	due_at timestamptz NOT NULL
+);
+CREATE INDEX ON machine.snapshots_due (due_at);
+COMMENT ON TABLE machine.snapshots_due IS
+	'actors of machines with a spaced snapshot schedule that moved past their latest snapshot, and when the worker should take the next';
+SELECT pg_catalog.pg_extension_config_dump('machine.snapshots_due', '');
+
+CREATE UNLOGGED TABLE machine.memory_snapshots_due (
+	actor_id text PRIMARY KEY,
+	due_at timestamptz NOT NULL
+);
+CREATE INDEX ON machine.memory_snapshots_due (due_at);
+COMMENT ON TABLE machine.memory_snapshots_due IS
+	'the actors of "memory" machines due for a spaced snapshot (unlogged: emptied by a crash)';
+SELECT pg_catalog.pg_extension_config_dump('machine.memory_snapshots_due', '');
+INSERT INTO machine.snapshots_due (actor_id, due_at)
+SELECT i.actor_id, pg_catalog.now()
+  FROM machine.instances i
+  JOIN machine.machines m ON m.name OPERATOR(pg_catalog.=) i.machine
+ WHERE m.snapshot_spacing IS NOT NULL
+   AND i.status OPERATOR(pg_catalog.<>) 'stopped'
+   AND i.version OPERATOR(pg_catalog.>) 0
+   AND NOT EXISTS (SELECT FROM machine.snapshots s
+                    WHERE s.actor_id OPERATOR(pg_catalog.=) i.actor_id
+                      AND s.version OPERATOR(pg_catalog.>=) i.version);
+
+/*
  * The views show the actors and timers of the "memory" adapter through
  * these functions: a standby refuses any query that names an UNLOGGED
  * table, and there they return nothing.  Each returns only the rows of the

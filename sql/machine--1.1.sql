@@ -122,12 +122,21 @@ CREATE INDEX ON machine.timers (due_at);
 COMMENT ON TABLE machine.timers IS
 	'durable timers: each fires its event as a send expecting the version it was armed at';
 
+CREATE TABLE machine.snapshots_due (
+	actor_id text PRIMARY KEY,
+	due_at timestamptz NOT NULL
+);
+CREATE INDEX ON machine.snapshots_due (due_at);
+COMMENT ON TABLE machine.snapshots_due IS
+	'actors of machines with a spaced snapshot schedule that moved past their latest snapshot, and when the worker should take the next';
+
 SELECT pg_catalog.pg_extension_config_dump('machine.machines', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.revisions', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.timers', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.instances', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.events', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.snapshots', '');
+SELECT pg_catalog.pg_extension_config_dump('machine.snapshots_due', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.timers_timer_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.events_position_seq', '');
 
@@ -201,6 +210,15 @@ SELECT pg_catalog.pg_extension_config_dump('machine.memory_instances', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.memory_events', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.memory_snapshots', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.memory_timers', '');
+
+CREATE UNLOGGED TABLE machine.memory_snapshots_due (
+	actor_id text PRIMARY KEY,
+	due_at timestamptz NOT NULL
+);
+CREATE INDEX ON machine.memory_snapshots_due (due_at);
+COMMENT ON TABLE machine.memory_snapshots_due IS
+	'the actors of "memory" machines due for a spaced snapshot (unlogged: emptied by a crash)';
+SELECT pg_catalog.pg_extension_config_dump('machine.memory_snapshots_due', '');
 
 /*
  * Sessions cache compiled machines: any change to machine.machines, by the

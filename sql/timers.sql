@@ -105,13 +105,34 @@ SELECT machine_spawn('doc-' || i, 'spaced_doc') FROM generate_series(1, 3) i;
 SELECT machine_send('doc-1', '{"_tag": "Edit", "v": 1}'), machine_send('doc-2', '{"_tag": "Edit", "v": 1}');
 SELECT snapshots_taken FROM machine_run_maintenance();
 SELECT actor_id, version FROM machine.snapshots WHERE actor_id LIKE 'doc-%' ORDER BY 1, 2;
--- version moved, but the snapshot is recent: none; once it is old: one more
+SELECT count(*) AS listed FROM machine.snapshots_due;
+-- version moved, but the snapshot is recent: the actor is listed, due when
+-- the snapshot is an hour old; once that hour has passed, one more
 SELECT machine_send('doc-1', '{"_tag": "Edit", "v": 2}');
+SELECT actor_id, due_at BETWEEN now() + interval '59 minutes' AND now() + interval '1 hour' AS in_an_hour
+  FROM machine.snapshots_due;
 SELECT snapshots_taken FROM machine_run_maintenance();
-UPDATE machine.snapshots SET taken_at = now() - interval '2 hours' WHERE actor_id = 'doc-1';
+UPDATE machine.snapshots_due SET due_at = now() - interval '1 second' WHERE actor_id = 'doc-1';
 SELECT snapshots_taken FROM machine_run_maintenance();
 SELECT actor_id, version FROM machine.snapshots WHERE actor_id LIKE 'doc-%' ORDER BY 1, 2;
--- stopped actors are left alone
+-- stopped actors are left alone, and leave the list
+SELECT machine_send('doc-2', '{"_tag": "Edit", "v": 2}');
 SELECT machine_stop('doc-2');
-UPDATE machine.snapshots SET taken_at = now() - interval '2 hours';
+UPDATE machine.snapshots_due SET due_at = now() - interval '1 second';
 SELECT snapshots_taken FROM machine_run_maintenance();
+SELECT count(*) AS listed FROM machine.snapshots_due;
+-- so do actors that no longer exist
+SELECT machine_send('doc-3', '{"_tag": "Edit", "v": 1}');
+SELECT machine_delete('doc-3');
+SELECT snapshots_taken FROM machine_run_maintenance();
+SELECT count(*) AS listed FROM machine.snapshots_due;
+-- a machine that gets a spacing lists its actors that moved past their
+-- latest snapshot
+SELECT machine_define('later_spaced', '{"initial": "A", "states": {"A": {"on": {"Go": "A"}}}, "persistence": {}}');
+SELECT machine_spawn('ls-' || i, 'later_spaced') FROM generate_series(1, 2) i;
+SELECT machine_send('ls-1', '{"_tag": "Go"}');
+SELECT machine_define('later_spaced', '{"initial": "A", "states": {"A": {"on": {"Go": "A"}}}, "persistence": {"snapshotSchedule": "spaced 1 minute"}}');
+SELECT actor_id FROM machine.snapshots_due;
+SELECT snapshots_taken FROM machine_run_maintenance();
+SELECT actor_id, version FROM machine.snapshots WHERE actor_id LIKE 'ls-%';
+SELECT machine_drop('later_spaced', true);

@@ -397,6 +397,9 @@ extern List *store_claim_timers_at(TimestampTz as_of, int64 last_timer,
 								   int limit);
 extern bool store_take_timer(TimerRef *ref, DueTimer *timer);
 extern int	store_take_spaced_snapshots(int limit);
+extern void store_mark_snapshot_due(StoreKind kind, const char *actor_id,
+									int64 spacing_us);
+extern void store_mark_machine_due(const char *machine);
 
 /* send.c: the transition path shared by spawn, send, restore and rewind */
 typedef Jsonb *(*TransitionWork) (void *arg);
@@ -419,6 +422,9 @@ typedef struct Transition
 } Transition;
 
 extern void actor_record(const Transition *t);
+extern void list_spaced_snapshot(const MachineDef *def, StoreKind kind,
+								 const char *actor_id,
+								 int64 version);
 extern int64 next_version(const char *actor_id, int64 version);
 extern void refuse_in_transition(const char *what);
 extern Jsonb *actor_send(const char *actor_id, Jsonb *event, int64 expected);

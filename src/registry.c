@@ -960,6 +960,8 @@ machine_define(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("machine \"%s\" was defined concurrently", name),
 				 errhint("Look at its definition again and retry.")));
+	if (resolved.snapshot_spacing > 0)
+		store_mark_machine_due(name);
 	CacheInvalidateRelcacheByRelid(lookup_machines_relid());
 	SPI_finish();
 

@@ -119,6 +119,19 @@ announce(const Transition *t)
 }
 
 /*
+ * An actor of a machine with a spaced schedule that moved past version 0 is
+ * listed for the worker's next spaced snapshot.
+ */
+void
+list_spaced_snapshot(const MachineDef *def, StoreKind kind,
+					 const char *actor_id, int64 version)
+{
+	if (def->persistence.enabled &&
+		def->persistence.schedule == MD_SNAPSHOT_SPACED && version > 0)
+		store_mark_snapshot_due(kind, actor_id, def->persistence.spaced_us);
+}
+
+/*
  * Store a new version of an actor and carry out what it entails: its live
  * row, its journal row and (when the schedule says so) its snapshot; its
  * timers; the notification; then the exit and entry effects, which see the
@@ -153,6 +166,8 @@ actor_record(const Transition *t)
 			store_append_snapshot(t->row->store, t->actor_id, t->version,
 								  t->state, to->name);
 	}
+	else if (!t->cm->adapter)
+		list_spaced_snapshot(def, t->row->store, t->actor_id, t->version);
 	timers_transition(t->actor_id, t->cm, t->from, t->to, t->left, t->version);
 	if (def->notify)
 		announce(t);

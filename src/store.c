@@ -410,13 +410,80 @@ static SavedQuery take_timer_query = {
 };
 
 /*
- * Spaced snapshots: running actors of machines with a spacing whose version
- * moved past their latest snapshot, and whose latest snapshot (if any) is
- * older than the spacing.  Actors in the middle of a send are skipped.  A
- * spacing longer than any a definition accepts (a row edited by hand) is
- * read as that longest one, so it cannot take the date out of range.
+ * Spaced snapshots.  A send to an actor of a machine with a spacing lists
+ * the actor in machine.snapshots_due, due when its latest snapshot is as
+ * old as the spacing, so that a pass reads only the actors due and not
+ * every actor.  The row stays while the actor moves on: its next snapshot
+ * is the one it is due for.
+ */
+static SavedQuery mark_snapshot_due_query = {
+	"INSERT INTO machine.snapshots_due (actor_id, due_at) "
+	"SELECT $1, GREATEST(pg_catalog.now(), "
+	"       (SELECT s.taken_at FROM machine.snapshots s "
+	"         WHERE s.actor_id OPERATOR(pg_catalog.=) $1 "
+	"         ORDER BY s.version DESC LIMIT 1) OPERATOR(pg_catalog.+) $2) "
+	"ON CONFLICT (actor_id) DO NOTHING",
+	2, {TEXTOID, INTERVALOID}
+};
+
+/*
+ * A machine that gets a spacing lists every actor of it that moved past
+ * its latest snapshot, due now.
+ */
+static SavedQuery mark_machine_due_query = {
+	"INSERT INTO machine.snapshots_due (actor_id, due_at) "
+	"SELECT i.actor_id, pg_catalog.now() FROM machine.instances i "
+	"WHERE i.machine OPERATOR(pg_catalog.=) $1 "
+	"AND i.status OPERATOR(pg_catalog.<>) 'stopped' "
+	"AND i.version OPERATOR(pg_catalog.>) 0 "
+	"AND NOT EXISTS (SELECT FROM machine.snapshots s "
+	"    WHERE s.actor_id OPERATOR(pg_catalog.=) i.actor_id "
+	"    AND s.version OPERATOR(pg_catalog.>=) i.version) "
+	"ON CONFLICT (actor_id) DO NOTHING",
+	1, {TEXTOID}
+};
+
+/*
+ * Take the snapshots that are due: each listed actor that is running, still
+ * of a machine with a spacing, and past its latest snapshot.  Actors in the
+ * middle of a send are skipped and stay listed: the send commits a newer
+ * version, which the next pass takes.  The others leave the list, and so
+ * do actors that no longer exist.
  */
 static SavedQuery spaced_snapshots_query = {
+	"WITH due AS (SELECT d.actor_id FROM machine.snapshots_due d "
+	"             WHERE d.due_at OPERATOR(pg_catalog.<=) $2 "
+	"             ORDER BY d.due_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED), "
+	"actor AS (SELECT i.actor_id, i.machine, i.status, i.version, i.state, i.state_tag "
+	"          FROM machine.instances i JOIN due "
+	"            ON due.actor_id OPERATOR(pg_catalog.=) i.actor_id "
+	"          FOR SHARE OF i SKIP LOCKED), "
+	"done AS (DELETE FROM machine.snapshots_due d USING due "
+	"         WHERE d.actor_id OPERATOR(pg_catalog.=) due.actor_id "
+	"         AND (EXISTS (SELECT FROM actor a WHERE a.actor_id OPERATOR(pg_catalog.=) d.actor_id) "
+	"              OR NOT EXISTS (SELECT FROM machine.instances i "
+	"                  WHERE i.actor_id OPERATOR(pg_catalog.=) d.actor_id))) "
+	"INSERT INTO machine.snapshots (actor_id, version, state, state_tag) "
+	"SELECT a.actor_id, a.version, a.state, a.state_tag FROM actor a "
+	"JOIN machine.machines m ON m.name OPERATOR(pg_catalog.=) a.machine "
+	"WHERE m.snapshot_spacing IS NOT NULL "
+	"AND a.status OPERATOR(pg_catalog.<>) 'stopped' "
+	"AND a.version OPERATOR(pg_catalog.>) 0 "
+	"AND NOT EXISTS (SELECT FROM machine.snapshots s "
+	"    WHERE s.actor_id OPERATOR(pg_catalog.=) a.actor_id "
+	"    AND s.version OPERATOR(pg_catalog.>=) a.version) "
+	"ON CONFLICT DO NOTHING",
+	2, {INT4OID, TIMESTAMPTZOID}
+};
+
+/*
+ * The same for a schema of 1.0, which has no list: running actors of
+ * machines with a spacing whose version moved past their latest snapshot,
+ * and whose latest snapshot (if any) is older than the spacing.  A spacing
+ * longer than any a definition accepts (a row edited by hand) is read as
+ * that longest one, so it cannot take the date out of range.
+ */
+static SavedQuery spaced_snapshots_1_0_query = {
 	"WITH due AS (SELECT i.actor_id, i.version, i.state, i.state_tag "
 	"             FROM machine.instances i "
 	"             JOIN machine.machines m ON m.name OPERATOR(pg_catalog.=) i.machine "
@@ -450,6 +517,7 @@ static Oid	tables_owner = InvalidOid;
 static Oid	events_relid = InvalidOid;
 static bool journal_positioned;	/* valid while events_relid is */
 static bool journal_revisions;	/* likewise */
+static bool snapshots_listed;	/* likewise: machine.snapshots_due exists */
 
 static Interval *
 interval_of(int64 us)
@@ -516,7 +584,8 @@ store_unbecome_owner(AsOwner *saved)
 
 /* The actors' tables whose twins hold the actors of the "memory" adapter */
 static const char *const actor_tables[] = {
-	"machine.instances", "machine.events", "machine.snapshots", "machine.timers"
+	"machine.instances", "machine.events", "machine.snapshots", "machine.timers",
+	"machine.snapshots_due"
 };
 
 /* A query's text with the actors' tables replaced by their memory twins */
@@ -718,9 +787,18 @@ store_journal_positioned(void)
 		journal_positioned = get_attnum(relid, "txid") != InvalidAttrNumber;
 		journal_revisions = get_attnum(relid, "revision") != InvalidAttrNumber &&
 			OidIsValid(get_relname_relid("revisions", nsp));
+		snapshots_listed = OidIsValid(get_relname_relid("snapshots_due", nsp));
 		events_relid = relid;
 	}
 	return journal_positioned;
+}
+
+/* Are actors due for spaced snapshots listed?  Not in 1.0's schema either */
+static bool
+store_snapshots_listed(void)
+{
+	(void) store_journal_positioned();
+	return snapshots_listed;
 }
 
 /*
@@ -1548,17 +1626,45 @@ store_take_timer(TimerRef *ref, DueTimer *timer)
 	return true;
 }
 
+/* List an actor as due for a spaced snapshot, unless it is listed */
+void
+store_mark_snapshot_due(StoreKind kind, const char *actor_id, int64 spacing_us)
+{
+	Datum		values[2] = {CStringGetTextDatum(actor_id),
+	IntervalPGetDatum(interval_of(spacing_us))};
+
+	if (store_snapshots_listed())
+		run_in(kind, &mark_snapshot_due_query, values, 0);
+}
+
+/* List every actor of a machine that moved past its latest snapshot */
+void
+store_mark_machine_due(const char *machine)
+{
+	Datum		values[1] = {CStringGetTextDatum(machine)};
+
+	if (!store_snapshots_listed())
+		return;
+	for (int kind = 0; kind < store_kinds(); kind++)
+		run_in((StoreKind) kind, &mark_machine_due_query, values, 0);
+}
+
 /* Take up to "limit" spaced snapshots; returns how many */
 int
 store_take_spaced_snapshots(int limit)
 {
+	TimestampTz now = GetCurrentTimestamp();
 	int			taken = 0;
 
 	for (int kind = 0; kind < store_kinds() && taken < limit; kind++)
 	{
-		Datum		values[1] = {Int32GetDatum(limit - taken)};
+		Datum		values[2] = {Int32GetDatum(limit - taken),
+		TimestampTzGetDatum(now)};
 
-		run_in((StoreKind) kind, &spaced_snapshots_query, values, 0);
+		if (!store_snapshots_listed())
+			run_in((StoreKind) kind, &spaced_snapshots_1_0_query, values, 0);
+		else
+			run_in((StoreKind) kind, &spaced_snapshots_query, values, 0);
 		taken += (int) SPI_processed;
 	}
 	return taken;
