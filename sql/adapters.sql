@@ -53,14 +53,15 @@ CREATE FUNCTION ad_plain.delete_actor(actor_id text) RETURNS void LANGUAGE sql A
 	DELETE FROM ad_plain.snapshots s WHERE s.actor_id = $1;
 $$;
 
+-- (from the source directory, so that messages name the file by a relative path)
 \getenv abs_srcdir PG_ABS_SRCDIR
-\set behaviour :abs_srcdir '/sql/adapter_behaviour.psql'
+\cd :abs_srcdir
 \set adapter tables
-\i :behaviour
+\i sql/adapter_behaviour.psql
 \set adapter memory
-\i :behaviour
+\i sql/adapter_behaviour.psql
 \set adapter ad_plain
-\i :behaviour
+\i sql/adapter_behaviour.psql
 
 --
 -- The "memory" adapter: UNLOGGED tables of their own
