@@ -152,6 +152,7 @@ CREATE UNLOGGED TABLE machine.memory_events (
 		DEFAULT pg_catalog.nextval('machine.events_position_seq'::pg_catalog.regclass),
 	txid pg_catalog.xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
 	revision integer,
+	idempotency_key text,
 	PRIMARY KEY (actor_id, version)
 );
 CREATE INDEX ON machine.memory_events (txid, position);
@@ -454,3 +455,22 @@ CREATE EVENT TRIGGER machine_functions_altered ON ddl_command_end
 	EXECUTE FUNCTION machine.functions_changed();
 COMMENT ON EVENT TRIGGER machine_functions_altered IS
 	'refuse to rename or move a function that a machine''s current revision uses';
+
+/* Idempotent sends: a key kept with the journal row */
+
+ALTER TABLE machine.events ADD COLUMN idempotency_key text;
+CREATE UNIQUE INDEX ON machine.events (actor_id, idempotency_key)
+	WHERE idempotency_key IS NOT NULL;
+COMMENT ON COLUMN machine.events.idempotency_key IS
+	'the key a send was given: a later send to the actor with that key applies nothing and returns the state this row led to';
+CREATE UNIQUE INDEX ON machine.memory_events (actor_id, idempotency_key)
+	WHERE idempotency_key IS NOT NULL;
+
+DROP FUNCTION machine_send(text, jsonb, bigint);
+CREATE FUNCTION machine_send(actor_id text, event jsonb, expected_version bigint DEFAULT NULL,
+							 idempotency_key text DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_send_1_1'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_send(text, jsonb, bigint, text) IS
+	'apply one event to an actor in this transaction; returns the new state, or with an idempotency key already used on the actor, the state that send led to';

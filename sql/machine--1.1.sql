@@ -79,6 +79,7 @@ CREATE TABLE machine.events (
 		DEFAULT pg_catalog.nextval('machine.events_position_seq'::pg_catalog.regclass),
 	txid pg_catalog.xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
 	revision integer,
+	idempotency_key text,
 	PRIMARY KEY (actor_id, version)
 );
 ALTER SEQUENCE machine.events_position_seq OWNED BY machine.events.position;
@@ -89,6 +90,10 @@ COMMENT ON COLUMN machine.events.position IS
 	'unique, increasing in the order rows were inserted, across all actors';
 COMMENT ON COLUMN machine.events.txid IS
 	'the transaction that wrote the row, or the greater txid of the actor''s previous row: subscriptions deliver rows in (txid, position) order, below the oldest transaction in progress';
+CREATE UNIQUE INDEX ON machine.events (actor_id, idempotency_key)
+	WHERE idempotency_key IS NOT NULL;
+COMMENT ON COLUMN machine.events.idempotency_key IS
+	'the key a send was given: a later send to the actor with that key applies nothing and returns the state this row led to';
 COMMENT ON COLUMN machine.events.revision IS
 	'the revision of the machine that applied the event; NULL for rows journaled before version 1.1 of the extension';
 
@@ -173,9 +178,12 @@ CREATE UNLOGGED TABLE machine.memory_events (
 		DEFAULT pg_catalog.nextval('machine.events_position_seq'::pg_catalog.regclass),
 	txid pg_catalog.xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
 	revision integer,
+	idempotency_key text,
 	PRIMARY KEY (actor_id, version)
 );
 CREATE INDEX ON machine.memory_events (txid, position);
+CREATE UNIQUE INDEX ON machine.memory_events (actor_id, idempotency_key)
+	WHERE idempotency_key IS NOT NULL;
 COMMENT ON TABLE machine.memory_events IS
 	'the journal of the actors of the "memory" adapter (unlogged)';
 
@@ -423,12 +431,13 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_spawn(text, text, jsonb, boolean, text) IS
 	'create an actor at version 0 in the initial state of its machine, or in the state named; with if_not_exists, return an existing actor of that machine';
 
-CREATE FUNCTION machine_send(actor_id text, event jsonb, expected_version bigint DEFAULT NULL)
+CREATE FUNCTION machine_send(actor_id text, event jsonb, expected_version bigint DEFAULT NULL,
+							 idempotency_key text DEFAULT NULL)
 RETURNS jsonb
-AS 'MODULE_PATHNAME', 'machine_send'
+AS 'MODULE_PATHNAME', 'machine_send_1_1'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION machine_send(text, jsonb, bigint) IS
-	'apply one event to an actor in this transaction; returns the new state';
+COMMENT ON FUNCTION machine_send(text, jsonb, bigint, text) IS
+	'apply one event to an actor in this transaction; returns the new state, or with an idempotency key already used on the actor, the state that send led to';
 
 CREATE FUNCTION machine_send_many(actor_ids text[], events jsonb[],
 								  expected_versions bigint[] DEFAULT NULL,

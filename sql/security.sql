@@ -22,7 +22,7 @@ SELECT p.oid::regprocedure AS security_definer
    AND d.deptype = 'e'
    AND p.prosecdef;
 SELECT count(*) >= 20 AS many_functions,
-       count(*) FILTER (WHERE p.oid = 'machine_send(text,jsonb,bigint)'::regprocedure) AS has_machine_send
+       count(*) FILTER (WHERE p.oid = 'machine_send(text,jsonb,bigint,text)'::regprocedure) AS has_machine_send
   FROM pg_proc p
   JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
  WHERE d.refclassid = 'pg_extension'::regclass

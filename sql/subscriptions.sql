@@ -163,3 +163,45 @@ SELECT sub_error_of($$SELECT * FROM machine_poll('sub_late')$$);
 SELECT machine_unsubscribe('sub_pair'), machine_unsubscribe('sub_all'),
        machine_unsubscribe('sub_orders');
 SELECT count(*) FROM machine.checkpoints;
+
+-- idempotent sends: a key applies once per actor; a repeated send returns
+-- the state the first one led to, whatever happened since
+SELECT machine_spawn('sub-k1', 'sub_order', '{"n": 1}'), machine_spawn('sub-k2', 'sub_order');
+SELECT machine_send('sub-k1', '{"_tag": "Pay"}', idempotency_key => 'pay-1');
+SELECT machine_send('sub-k1', '{"_tag": "Pay"}', idempotency_key => 'pay-1');
+SELECT machine_send('sub-k1', '{"_tag": "Note"}', idempotency_key => 'note-1');
+SELECT machine_send('sub-k1', '{"_tag": "Pay"}', 0, 'pay-1');   -- a stale expected version too
+SELECT machine_send('sub-k1', '{"_tag": "Ship"}', idempotency_key => 'ship-1');
+SELECT machine_send('sub-k1', '{"_tag": "Pay"}', idempotency_key => 'pay-1');   -- done now
+SELECT machine_send('sub-k1', '{"_tag": "Ship"}', idempotency_key => 'ship-1');
+SELECT version, event->>'_tag' AS tag, idempotency_key FROM machine.events
+ WHERE actor_id = 'sub-k1' ORDER BY version;
+-- keys belong to one actor
+SELECT machine_send('sub-k2', '{"_tag": "Pay"}', idempotency_key => 'pay-1');
+SELECT machine_version('sub-k2');
+-- a key whose send rolled back was never used
+BEGIN;
+SELECT machine_send('sub-k2', '{"_tag": "Ship"}', idempotency_key => 'ship-2');
+ROLLBACK;
+SELECT machine_send('sub-k2', '{"_tag": "Note"}', idempotency_key => 'ship-2');
+SELECT machine_version('sub-k2');
+-- the SQL path stores and finds keys the same way
+ALTER TABLE machine.events ADD CONSTRAINT sub_any CHECK (version > 0);
+SELECT machine_send('sub-k2', '{"_tag": "Note"}', idempotency_key => 'ship-2');
+SELECT machine_send('sub-k2', '{"_tag": "Ship"}', idempotency_key => 'ship-3');
+ALTER TABLE machine.events DROP CONSTRAINT sub_any;
+SELECT machine_send('sub-k2', '{"_tag": "Ship"}', idempotency_key => 'ship-3');
+SELECT version, idempotency_key FROM machine.events WHERE actor_id = 'sub-k2' ORDER BY version;
+-- no key: nothing is looked up or kept
+SELECT machine_spawn('sub-k3', 'sub_order'), machine_send('sub-k3', '{"_tag": "Note"}', idempotency_key => NULL);
+SELECT idempotency_key IS NULL AS no_key FROM machine.events WHERE actor_id = 'sub-k3';
+-- bad keys, and machines without a journal
+SELECT sub_error_of($$SELECT machine_send('sub-k3', '{"_tag": "Note"}', idempotency_key => '')$$);
+SELECT sub_error_of($$SELECT machine_send('sub-k3', '{"_tag": "Note"}', idempotency_key => repeat('k', 256))$$);
+SELECT machine_define('sub_volatile', '{"initial": "A", "states": {"A": {"on": {"Go": "A"}}}}');
+SELECT machine_spawn('sub-v1', 'sub_volatile');
+SELECT sub_error_of($$SELECT machine_send('sub-v1', '{"_tag": "Go"}', idempotency_key => 'go-1')$$);
+SELECT machine_send('sub-v1', '{"_tag": "Go"}');
+-- a key is unique per actor whatever writes the journal
+SELECT split_part(sub_error_of($$INSERT INTO machine.events (actor_id, version, event, state_tag, idempotency_key)
+                                 VALUES ('sub-k1', 99, '{"_tag": "X"}', 'X', 'pay-1')$$), ' / ', 1);

@@ -256,9 +256,11 @@ extern void store_set_status(StoreKind kind, const char *actor_id,
 							 ActorStatus status);
 extern bool store_delete_actor(StoreKind kind, const char *actor_id);
 extern bool store_has_revisions(void);
+extern int64 store_find_idempotency_key(StoreKind kind, const char *actor_id,
+										const char *key);
 extern void store_append_event(StoreKind kind, const char *actor_id,
 							   int64 version, Jsonb *event, const char *tag,
-							   int32 revision);
+							   int32 revision, const char *key);
 extern bool store_insert_snapshot(StoreKind kind, const char *actor_id, int64 version,
 								  Jsonb *state, const char *tag);
 extern void store_append_snapshot(StoreKind kind, const char *actor_id, int64 version,
@@ -366,7 +368,8 @@ extern void store_direct_update_actor(const char *actor_id, ActorRow *row,
 									  Jsonb *state, const char *tag);
 extern bool store_direct_append_event(StoreKind kind, const char *actor_id,
 									  int64 version, Jsonb *event,
-									  const char *tag, int32 revision);
+									  const char *tag, int32 revision,
+									  const char *key);
 extern bool store_direct_append_snapshot(StoreKind kind, const char *actor_id, int64 version,
 										 Jsonb *state, const char *tag);
 
@@ -419,6 +422,7 @@ typedef struct Transition
 	int			from;			/* state indexes */
 	int			to;
 	bool		left;			/* exit and entry apply */
+	const char *idempotency_key;	/* journaled with the event, or NULL */
 } Transition;
 
 extern void actor_record(const Transition *t);
@@ -428,6 +432,10 @@ extern void list_spaced_snapshot(const MachineDef *def, StoreKind kind,
 extern int64 next_version(const char *actor_id, int64 version);
 extern void refuse_in_transition(const char *what);
 extern Jsonb *actor_send(const char *actor_id, Jsonb *event, int64 expected);
+extern Jsonb *actor_send_keyed(const char *actor_id, Jsonb *event,
+							   int64 expected, const char *key);
+extern Jsonb *actor_state_at(const char *actor_id, ActorRow *row,
+							 CompiledMachine *cm, int64 version);
 extern void version_conflict(const char *actor_id, int64 expected,
 							 int64 actual) pg_attribute_noreturn();
 

@@ -647,9 +647,9 @@ read_actor_or_error(const char *actor_id, RowLock lock, ActorRow *row)
 }
 
 /* The state at a version: the live state when that is the version asked */
-static Jsonb *
-state_at(const char *actor_id, ActorRow *row, CompiledMachine *cm,
-		 int64 version)
+Jsonb *
+actor_state_at(const char *actor_id, ActorRow *row, CompiledMachine *cm,
+			   int64 version)
 {
 	if (version == row->version && row->status != ACTOR_STOPPED)
 		return row->state;
@@ -677,7 +677,7 @@ machine_replay_to(PG_FUNCTION_ARGS)
 	check_version_argument(actor_id, version, &row);
 	cm = machine_lookup(row.machine, false);
 	machine_authorize(cm, MACHINE_READ | MACHINE_RUN);
-	state = state_at(actor_id, &row, cm, version);
+	state = actor_state_at(actor_id, &row, cm, version);
 	state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(state), false, -1);
 	SPI_finish();
 
@@ -751,7 +751,7 @@ machine_state_at(PG_FUNCTION_ARGS)
 				adapter_version_at(cm, actor_id, row.version, at) :
 				store_version_at(row.store, actor_id, at);
 
-			state = state_at(actor_id, &row, cm, Max(version, 0));
+			state = actor_state_at(actor_id, &row, cm, Max(version, 0));
 			state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(state), false, -1);
 		}
 	}
@@ -795,7 +795,7 @@ rewind_work(void *arg)
 	cm = machine_lookup(row.machine, false);
 	machine_authorize(cm, MACHINE_SEND | MACHINE_RUN);
 	from = machine_state_index(cm, row.state_tag, a->actor_id);
-	state = state_at(a->actor_id, &row, cm, a->version);
+	state = actor_state_at(a->actor_id, &row, cm, a->version);
 	to = machine_state_index(cm, state_tag(state, "state"), a->actor_id);
 
 	/* {"_tag": "$rewind", "version": N, "state": {...}} */
@@ -836,6 +836,7 @@ rewind_work(void *arg)
 	transition.from = from;
 	transition.to = to;
 	transition.left = to != from;
+	transition.idempotency_key = NULL;
 	actor_record(&transition);
 	return state;
 }

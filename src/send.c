@@ -39,6 +39,7 @@ typedef struct QueuedEvent
 	Jsonb	   *event;
 	char	   *tag;
 	int64		expected;		/* -1: none */
+	char	   *key;			/* idempotency key, or NULL */
 } QueuedEvent;
 
 typedef struct Mailbox
@@ -153,7 +154,8 @@ actor_record(const Transition *t)
 								 t->event, to->name);
 		else
 			store_append_event(t->row->store, t->actor_id, t->version,
-							   t->event, to->name, t->cm->revision);
+							   t->event, to->name, t->cm->revision,
+							   t->idempotency_key);
 		if (t->row->store == STORE_TABLES && t->cm->adapter == NULL)
 			subscriptions_wake(t->cm->machine_type);
 	}
@@ -210,10 +212,42 @@ check_sendable(const char *actor_id, ActorRow *row)
 						   row->state_tag, row->version)));
 }
 
+/*
+ * The state a send with this idempotency key led to, when the actor's
+ * journal has the key; NULL when it does not (the send applies).  The key
+ * lives with the journal row, so the machine must keep one.
+ */
+static Jsonb *
+earlier_result(const char *actor_id, ActorRow *row, CompiledMachine *cm,
+			   const char *key)
+{
+	const MachineDef *def = cm->def;
+	int64		version;
+
+	if (cm->adapter != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("machine \"%s\" keeps its journal through an adapter, without idempotency keys",
+						cm->name),
+				 errdetail("An idempotency key is kept with the journal row in machine.events."),
+				 errhint("Send to actor \"%s\" without a key.", actor_id)));
+	if (!def->persistence.enabled || !def->persistence.journal_events)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("machine \"%s\" keeps no journal for idempotency keys", cm->name),
+				 errdetail("An idempotency key is kept with the journal row of the event it came with."),
+				 errhint("Send to actor \"%s\" without a key, or give machine \"%s\" a \"persistence\" with \"journalEvents\": true.",
+						 actor_id, cm->name)));
+	version = store_find_idempotency_key(row->store, actor_id, key);
+	if (version < 0)
+		return NULL;
+	return actor_state_at(actor_id, row, cm, version);
+}
+
 /* Apply one event to one actor: lock, step, store, effects */
 static Jsonb *
 apply_event(const char *actor_id, Jsonb *event, const char *tag,
-			int64 expected)
+			int64 expected, const char *key)
 {
 	ActorRow	row;
 	CompiledMachine *cm;
@@ -228,6 +262,14 @@ apply_event(const char *actor_id, Jsonb *event, const char *tag,
 	cm = machine_lookup(row.machine, false);
 	def = cm->def;
 	machine_authorize(cm, MACHINE_SEND | MACHINE_RUN);
+	if (key != NULL)
+	{
+		/* a repeated send: whatever happened since, nothing applies */
+		Jsonb	   *earlier = earlier_result(actor_id, &row, cm, key);
+
+		if (earlier != NULL)
+			return earlier;
+	}
 	check_sendable(actor_id, &row);
 	if (expected >= 0 && expected != row.version)
 		version_conflict(actor_id, expected, row.version);
@@ -259,6 +301,7 @@ apply_event(const char *actor_id, Jsonb *event, const char *tag,
 	transition.from = step.from;
 	transition.to = step.to;
 	transition.left = step.left;
+	transition.idempotency_key = key;
 	actor_record(&transition);
 	return step.state;
 }
@@ -296,7 +339,7 @@ actor_transition(const char *actor_id, TransitionWork work, void *arg)
 			QueuedEvent *q = linitial(box.queue);
 
 			box.queue = list_delete_first(box.queue);
-			state = apply_event(actor_id, q->event, q->tag, q->expected);
+			state = apply_event(actor_id, q->event, q->tag, q->expected, q->key);
 		}
 	}
 	PG_FINALLY();
@@ -311,7 +354,7 @@ actor_transition(const char *actor_id, TransitionWork work, void *arg)
 /* Queue an event for an actor whose transition is under way; false if none */
 static bool
 queue_for_self(const char *actor_id, Jsonb *event, const char *tag,
-			   int64 expected)
+			   int64 expected, const char *key)
 {
 	for (Mailbox *box = active_mailboxes; box != NULL; box = box->outer)
 	{
@@ -323,6 +366,7 @@ queue_for_self(const char *actor_id, Jsonb *event, const char *tag,
 			q->event = DatumGetJsonbPCopy(JsonbPGetDatum(event));
 			q->tag = pstrdup(tag);
 			q->expected = expected;
+			q->key = key ? pstrdup(key) : NULL;
 			box->queue = lappend(box->queue, q);
 			MemoryContextSwitchTo(old);
 			return true;
@@ -337,6 +381,7 @@ typedef struct SendArgs
 	Jsonb	   *event;
 	const char *tag;
 	int64		expected;
+	const char *key;
 } SendArgs;
 
 static Jsonb *
@@ -344,7 +389,7 @@ send_work(void *arg)
 {
 	SendArgs   *a = arg;
 
-	return apply_event(a->actor_id, a->event, a->tag, a->expected);
+	return apply_event(a->actor_id, a->event, a->tag, a->expected, a->key);
 }
 
 /*
@@ -355,6 +400,17 @@ send_work(void *arg)
 Jsonb *
 actor_send(const char *actor_id, Jsonb *event, int64 expected)
 {
+	return actor_send_keyed(actor_id, event, expected, NULL);
+}
+
+/*
+ * The same with an idempotency key (or NULL): when the actor's journal
+ * holds the key, nothing applies and the state that send led to returns.
+ */
+Jsonb *
+actor_send_keyed(const char *actor_id, Jsonb *event, int64 expected,
+				 const char *key)
+{
 	SendArgs	a;
 	Jsonb	   *state;
 
@@ -363,7 +419,8 @@ actor_send(const char *actor_id, Jsonb *event, int64 expected)
 	a.event = event;
 	a.tag = event_tag(event);
 	a.expected = expected;
-	if (queue_for_self(a.actor_id, a.event, a.tag, a.expected))
+	a.key = key;
+	if (queue_for_self(a.actor_id, a.event, a.tag, a.expected, a.key))
 		return NULL;
 
 	SPI_connect();
@@ -373,20 +430,27 @@ actor_send(const char *actor_id, Jsonb *event, int64 expected)
 	return state;
 }
 
+/* Longest accepted idempotency key, in bytes */
+#define MAX_IDEMPOTENCY_KEY_LEN 255
+
 /*
  * machine_send(actor_id text, event jsonb, expected_version bigint
- *				DEFAULT NULL) RETURNS jsonb
+ *				DEFAULT NULL [, idempotency_key text DEFAULT NULL])
+ * RETURNS jsonb
  *
  * Apply one event to an actor inside the caller's transaction and return
  * the new state; NULL when called by the actor's own handler or effect
- * (the event is then queued).
+ * (the event is then queued).  With an idempotency key that the actor's
+ * journal already holds, apply nothing and return the state that send led
+ * to.  The entry point of 1.1, machine_send_1_1, takes the key; 1.0's,
+ * machine_send, does not.
  */
-PG_FUNCTION_INFO_V1(machine_send);
-Datum
-machine_send(PG_FUNCTION_ARGS)
+static Datum
+send_entry(FunctionCallInfo fcinfo, bool with_key)
 {
 	char	   *actor_id;
 	int64		expected;
+	char	   *key = NULL;
 	Jsonb	   *state;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -400,9 +464,34 @@ machine_send(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("expected_version must not be negative")));
+	if (with_key && !PG_ARGISNULL(3))
+	{
+		key = text_to_cstring(PG_GETARG_TEXT_PP(3));
+		if (key[0] == '\0' || strlen(key) > MAX_IDEMPOTENCY_KEY_LEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid idempotency key for actor \"%s\"", actor_id),
+					 errdetail("An idempotency key has from 1 to %d bytes; this one has %zu.",
+							   MAX_IDEMPOTENCY_KEY_LEN, strlen(key)),
+					 errhint("Use a short unique id, such as a UUID, or NULL for none.")));
+	}
 
-	state = actor_send(actor_id, PG_GETARG_JSONB_P(1), expected);
+	state = actor_send_keyed(actor_id, PG_GETARG_JSONB_P(1), expected, key);
 	if (state == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_JSONB_P(state);
+}
+
+PG_FUNCTION_INFO_V1(machine_send);
+Datum
+machine_send(PG_FUNCTION_ARGS)
+{
+	return send_entry(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(machine_send_1_1);
+Datum
+machine_send_1_1(PG_FUNCTION_ARGS)
+{
+	return send_entry(fcinfo, PG_NARGS() > 3);
 }

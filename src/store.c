@@ -118,14 +118,23 @@ static SavedQuery delete_actor_query = {
  * actor's previous row (see store_direct.c); its position the sequence's.
  */
 static SavedQuery append_event_query = {
-	"INSERT INTO machine.events (actor_id, version, event, state_tag, txid, revision) "
+	"INSERT INTO machine.events "
+	"(actor_id, version, event, state_tag, txid, revision, idempotency_key) "
 	"VALUES ($1, $2, $3, $4, GREATEST(pg_catalog.pg_current_xact_id(), "
 	"  (SELECT p.txid FROM machine.events p "
 	"   WHERE p.actor_id OPERATOR(pg_catalog.=) $1 "
 	"   AND p.version OPERATOR(pg_catalog.<) $2 "
-	"   ORDER BY p.version DESC LIMIT 1)), $5) "
+	"   ORDER BY p.version DESC LIMIT 1)), $5, $6) "
 	"ON CONFLICT DO NOTHING",
-	5, {TEXTOID, INT8OID, JSONBOID, TEXTOID, INT4OID}
+	6, {TEXTOID, INT8OID, JSONBOID, TEXTOID, INT4OID, TEXTOID}
+};
+
+/* The version an idempotency key was journaled with */
+static SavedQuery find_key_query = {
+	"SELECT version FROM machine.events "
+	"WHERE actor_id OPERATOR(pg_catalog.=) $1 "
+	"AND idempotency_key OPERATOR(pg_catalog.=) $2",
+	2, {TEXTOID, TEXTOID}
 };
 
 /* The same for a journal of 1.0, before ALTER EXTENSION UPDATE */
@@ -956,24 +965,29 @@ store_delete_actor(StoreKind kind, const char *actor_id)
  */
 void
 store_append_event(StoreKind kind, const char *actor_id, int64 version,
-				   Jsonb *event, const char *tag, int32 revision)
+				   Jsonb *event, const char *tag, int32 revision,
+				   const char *key)
 {
-	Datum		values[5] = {
+	Datum		values[6] = {
 		CStringGetTextDatum(actor_id),
 		Int64GetDatum(version),
 		JsonbPGetDatum(event),
 		CStringGetTextDatum(tag),
 		Int32GetDatum(revision),
+		key ? CStringGetTextDatum(key) : (Datum) 0,
 	};
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', key ? ' ' : 'n'};
 	bool		appended;
 
 	if (store_direct_usable(kind, DIRECT_EVENTS))
 		appended = store_direct_append_event(kind, actor_id, version, event,
-											 tag, revision);
+											 tag, revision, key);
 	else
 	{
-		run_in(kind, store_has_revisions() ? &append_event_query :
-			   &append_event_1_0_query, values, 0);
+		if (store_has_revisions())
+			run_in_with_nulls(kind, &append_event_query, values, nulls, 0);
+		else
+			run_in(kind, &append_event_1_0_query, values, 0);
 		appended = SPI_processed == 1;
 	}
 	if (!appended)
@@ -982,6 +996,26 @@ store_append_event(StoreKind kind, const char *actor_id, int64 version,
 				 errmsg("version conflict on actor \"%s\"", actor_id),
 				 errdetail("The journal already holds version " INT64_FORMAT ".",
 						   version)));
+}
+
+/*
+ * The version of an actor's journal row with that idempotency key; -1 when
+ * there is none.  The caller holds the actor's lock, so a send with the
+ * key that committed meanwhile is seen (a new snapshot per statement).
+ */
+int64
+store_find_idempotency_key(StoreKind kind, const char *actor_id,
+						   const char *key)
+{
+	Datum		values[2] = {CStringGetTextDatum(actor_id), CStringGetTextDatum(key)};
+	int64		version = -1;
+
+	run_in(kind, &find_key_query, values, 1);
+	if (SPI_processed == 1)
+		version = int8_column(0, 1);
+	if (SPI_tuptable)
+		SPI_freetuptable(SPI_tuptable);
+	return version;
 }
 
 /*

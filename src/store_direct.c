@@ -82,11 +82,11 @@ static const Oid instances_types[Natts_instances] = {
 };
 static const char *const events_columns[Natts_events] = {
 	"actor_id", "version", "event", "state_tag", "recorded_at", "position",
-	"txid", "revision"
+	"txid", "revision", "idempotency_key"
 };
 static const Oid events_types[Natts_events] = {
 	TEXTOID, INT8OID, JSONBOID, TEXTOID, TIMESTAMPTZOID, INT8OID, XID8OID,
-	INT4OID
+	INT4OID, TEXTOID
 };
 static const char *const snapshots_columns[Natts_snapshots] = {
 	"actor_id", "version", "state", "state_tag", "taken_at"
@@ -158,6 +158,30 @@ open_direct(DirectTable *t, LOCKMODE lockmode)
 	return rel;
 }
 
+/*
+ * Is an index with a predicate the journal's index of idempotency keys,
+ * (actor_id, idempotency_key) WHERE idempotency_key IS NOT NULL?  Rows
+ * without a key need no entry in it.
+ */
+static bool
+is_key_index(DirectTable *t, Relation index)
+{
+	Form_pg_index form = index->rd_index;
+	List	   *pred = RelationGetIndexPredicate(index);
+	NullTest   *test;
+
+	if (t->natts != Natts_events || strcmp(t->columns[Natts_events - 1],
+										   "idempotency_key") != 0)
+		return false;
+	if (form->indnatts != 2 || form->indkey.values[0] != Anum_events_actor_id ||
+		form->indkey.values[1] != Anum_events_idempotency_key ||
+		list_length(pred) != 1 || !IsA(linitial(pred), NullTest))
+		return false;
+	test = linitial(pred);
+	return test->nulltesttype == IS_NOT_NULL && IsA(test->arg, Var) &&
+		((Var *) test->arg)->varattno == Anum_events_idempotency_key;
+}
+
 /* Is a table of the direct path as the install script made it? */
 static bool
 table_is_plain(Relation rel, DirectTable *t)
@@ -213,7 +237,8 @@ table_is_plain(Relation rel, DirectTable *t)
 		Form_pg_index form = index->rd_index;
 
 		if (RelationGetIndexExpressions(index) != NIL ||
-			RelationGetIndexPredicate(index) != NIL ||
+			(RelationGetIndexPredicate(index) != NIL &&
+			 !is_key_index(t, index)) ||
 			form->indisexclusion || !form->indimmediate)
 			plain = false;
 		if (form->indexrelid == t->pkey &&
@@ -344,6 +369,10 @@ insert_index_entries(OpenTable *ot, TupleTableSlot *slot, bool update,
 		IndexUniqueCheck check = UNIQUE_CHECK_NO;
 
 		if (!ot->info[i]->ii_ReadyForInserts)
+			continue;
+		/* the only partial index allowed is the idempotency keys' */
+		if (ot->info[i]->ii_Predicate != NIL &&
+			slot->tts_isnull[Anum_events_idempotency_key - 1])
 			continue;
 		if (index->rd_index->indisunique)
 			check = partial && index->rd_index->indisprimary ?
@@ -620,15 +649,16 @@ journal_txid(FullTransactionId previous)
 
 /*
  * Insert a journal or snapshot row (actor_id, version, jsonb, tag, now),
- * and for the journal its position, txid and the revision that applied
- * the event.  False when the primary key's partial check finds that
+ * and for the journal its position, txid, the revision that applied the
+ * event and the idempotency key (or NULL).  False when the primary key's partial check finds that
  * version there already (live, or being inserted by another transaction):
  * the caller must then raise an error, which takes the new row away with
  * the transaction.
  */
 static bool
 insert_versioned(DirectTable *t, const char *actor_id, int64 version,
-				 Jsonb *value, const char *tag, int32 revision)
+				 Jsonb *value, const char *tag, int32 revision,
+				 const char *key)
 {
 	OpenTable	ot;
 	TupleTableSlot *slot;
@@ -656,6 +686,11 @@ insert_versioned(DirectTable *t, const char *actor_id, int64 version,
 			Int64GetDatum(nextval_internal(position_seq, false));
 		slot->tts_values[Anum_events_txid - 1] = FullTransactionIdGetDatum(txid);
 		slot->tts_values[Anum_events_revision - 1] = Int32GetDatum(revision);
+		if (key != NULL)
+			slot->tts_values[Anum_events_idempotency_key - 1] =
+				CStringGetTextDatum(key);
+		else
+			slot->tts_isnull[Anum_events_idempotency_key - 1] = true;
 	}
 	ExecStoreVirtualTuple(slot);
 	simple_table_tuple_insert(ot.rel, slot);
@@ -669,10 +704,11 @@ insert_versioned(DirectTable *t, const char *actor_id, int64 version,
 /* Append a journal row; false for a duplicate version, which must be raised */
 bool
 store_direct_append_event(StoreKind kind, const char *actor_id, int64 version,
-						  Jsonb *event, const char *tag, int32 revision)
+						  Jsonb *event, const char *tag, int32 revision,
+						  const char *key)
 {
 	return insert_versioned(&all_tables[kind][EVENTS], actor_id, version,
-							event, tag, revision);
+							event, tag, revision, key);
 }
 
 /* Append a snapshot; false for a duplicate version, which must be raised */
@@ -681,5 +717,5 @@ store_direct_append_snapshot(StoreKind kind, const char *actor_id,
 							 int64 version, Jsonb *state, const char *tag)
 {
 	return insert_versioned(&all_tables[kind][SNAPSHOTS], actor_id, version,
-							state, tag, 0);
+							state, tag, 0, NULL);
 }

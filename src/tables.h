@@ -25,7 +25,7 @@
 #define Anum_instances_last_activity_at		9
 
 /* machine.events */
-#define Natts_events						8
+#define Natts_events						9
 #define Anum_events_actor_id				1
 #define Anum_events_version					2
 #define Anum_events_event					3
@@ -34,6 +34,7 @@
 #define Anum_events_position				6
 #define Anum_events_txid					7
 #define Anum_events_revision				8
+#define Anum_events_idempotency_key		9
 
 /* machine.snapshots */
 #define Natts_snapshots						5
