@@ -679,6 +679,23 @@ check_recurs_zero(const MachineDef *def, char *why, size_t whylen)
 	return true;
 }
 
+/* adapters are names the server resolves: the compiler keeps them as given */
+static bool
+check_adapter_schema(const MachineDef *def, char *why, size_t whylen)
+{
+	CHECK(def->persistence.enabled && def->persistence.journal_events);
+	CHECK_STR(def->persistence.adapter, "Order Store");
+	CHECK(def->persistence.schedule == MD_SNAPSHOT_NEVER);
+	return true;
+}
+
+static bool
+check_adapter_tables(const MachineDef *def, char *why, size_t whylen)
+{
+	CHECK_STR(def->persistence.adapter, "tables");
+	return true;
+}
+
 static bool
 check_every(const MachineDef *def, char *why, size_t whylen)
 {
@@ -1027,6 +1044,12 @@ static const ValidCase valid_cases[] = {
 		"{'initial': 'A', 'states': {'A': {}}, 'persistence': {'snapshotSchedule': 'recurs 5',"
 		" 'journalEvents': false, 'adapter': 'memory', 'machineType': 'Order'}}",
 	check_recurs},
+	{"persistence: an adapter naming a schema is kept as written",
+		"{'initial': 'A', 'states': {'A': {}}, 'persistence': {'adapter': 'Order Store'}}",
+	check_adapter_schema},
+	{"persistence: the built-in adapter named explicitly",
+		"{'initial': 'A', 'states': {'A': {}}, 'persistence': {'adapter': 'tables'}}",
+	check_adapter_tables},
 	{"persistence: recurs 0 takes no automatic snapshot",
 		"{'initial': 'A', 'states': {'A': {}}, 'persistence': {'snapshotSchedule': 'recurs 0'}}",
 	check_recurs_zero},
