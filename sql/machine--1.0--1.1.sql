@@ -182,7 +182,7 @@ CREATE UNLOGGED TABLE machine.memory_timers (
 	armed_by regrole NOT NULL,
 	UNIQUE (actor_id, armed_version, seq)
 );
-CREATE INDEX ON machine.memory_timers (due_at);
+CREATE INDEX ON machine.memory_timers (due_at, timer_id);
 COMMENT ON TABLE machine.memory_timers IS
 	'the durable timers of the actors of the "memory" adapter (unlogged)';
 
@@ -190,6 +190,11 @@ SELECT pg_catalog.pg_extension_config_dump('machine.memory_instances', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.memory_events', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.memory_snapshots', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.memory_timers', '');
+
+/* Due timers are claimed in (due_at, timer_id) order, straight from an index */
+
+DROP INDEX machine.timers_due_at_idx;
+CREATE INDEX ON machine.timers (due_at, timer_id);
 
 /*
  * Spaced snapshots: the actors due for one are listed as they move, so that

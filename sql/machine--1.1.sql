@@ -123,7 +123,7 @@ CREATE TABLE machine.timers (
 	UNIQUE (actor_id, armed_version, seq)
 );
 ALTER SEQUENCE machine.timers_timer_id_seq OWNED BY machine.timers.timer_id;
-CREATE INDEX ON machine.timers (due_at);
+CREATE INDEX ON machine.timers (due_at, timer_id);
 COMMENT ON TABLE machine.timers IS
 	'durable timers: each fires its event as a send expecting the version it was armed at';
 
@@ -210,7 +210,7 @@ CREATE UNLOGGED TABLE machine.memory_timers (
 	armed_by regrole NOT NULL,
 	UNIQUE (actor_id, armed_version, seq)
 );
-CREATE INDEX ON machine.memory_timers (due_at);
+CREATE INDEX ON machine.memory_timers (due_at, timer_id);
 COMMENT ON TABLE machine.memory_timers IS
 	'the durable timers of the actors of the "memory" adapter (unlogged)';
 
