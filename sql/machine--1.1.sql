@@ -229,6 +229,43 @@ COMMENT ON TABLE machine.memory_snapshots_due IS
 SELECT pg_catalog.pg_extension_config_dump('machine.memory_snapshots_due', '');
 
 /*
+ * Events that an actor's state postponed ("postpone"), oldest first: each
+ * is delivered again after a transition to a state that takes it.  The
+ * "memory" adapter keeps its actors' in an UNLOGGED twin.
+ */
+CREATE SEQUENCE machine.postponed_seq;
+CREATE TABLE machine.postponed (
+	actor_id text NOT NULL,
+	seq bigint NOT NULL DEFAULT pg_catalog.nextval('machine.postponed_seq'::pg_catalog.regclass),
+	event jsonb NOT NULL,
+	state_tag text NOT NULL,
+	postponed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	idempotency_key text,
+	PRIMARY KEY (actor_id, seq)
+);
+ALTER SEQUENCE machine.postponed_seq OWNED BY machine.postponed.seq;
+CREATE UNIQUE INDEX ON machine.postponed (actor_id, idempotency_key)
+	WHERE idempotency_key IS NOT NULL;
+COMMENT ON TABLE machine.postponed IS
+	'events postponed by their actor''s state, delivered again in order once a state takes them';
+CREATE UNLOGGED TABLE machine.memory_postponed (
+	actor_id text NOT NULL,
+	seq bigint NOT NULL DEFAULT pg_catalog.nextval('machine.postponed_seq'::pg_catalog.regclass),
+	event jsonb NOT NULL,
+	state_tag text NOT NULL,
+	postponed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	idempotency_key text,
+	PRIMARY KEY (actor_id, seq)
+);
+CREATE UNIQUE INDEX ON machine.memory_postponed (actor_id, idempotency_key)
+	WHERE idempotency_key IS NOT NULL;
+COMMENT ON TABLE machine.memory_postponed IS
+	'the postponed events of the actors of the "memory" adapter (unlogged)';
+SELECT pg_catalog.pg_extension_config_dump('machine.postponed', '');
+SELECT pg_catalog.pg_extension_config_dump('machine.memory_postponed', '');
+SELECT pg_catalog.pg_extension_config_dump('machine.postponed_seq', '');
+
+/*
  * Sessions cache compiled machines: any change to machine.machines, by the
  * functions or by hand, makes them compile again.
  */

@@ -465,6 +465,44 @@ md_compile_effects(MdCompiler *c, const MdPath *at, json_object *value,
 	return true;
 }
 
+/* "postpone": an array of event tags; sorted and checked by md_finish() */
+static bool
+md_compile_postpone(MdCompiler *c, const MdPath *at, json_object *value,
+					MdState *st)
+{
+	size_t		n;
+	size_t		i;
+	MdPath		frame;
+
+	if (!json_object_is_type(value, json_type_array))
+		return md_fail(c, at, "must be an array of event tags");
+	n = json_object_array_length(value);
+	if (n > INT_MAX)
+		return md_fail(c, at, "has too many elements");
+	st->postpone = md_alloc(c, n, sizeof(const char *));
+	if (st->postpone == NULL)
+		return false;
+	st->npostpone = 0;
+	for (i = 0; i < n; i++)
+	{
+		const MdPath *ep = md_elem(&frame, at, i);
+		const char *tag;
+		size_t		len;
+
+		if (!md_get_string(c, ep, json_object_array_get_idx(value, i), &tag, &len))
+			return false;
+		if (!md_check_name(c, ep, tag, "an event tag", false))
+			return false;
+		st->postpone[i] = md_strndup(c, tag, len);
+		if (st->postpone[i] == NULL)
+			return false;
+		st->npostpone = (int) i + 1;
+	}
+	if (n > 0)
+		c->def->postpones = true;
+	return true;
+}
+
 /*
  * The payload of a timer's event ends up as jsonb: no NUL characters in its
  * strings, no NaN or infinite numbers (json-c would print something that is
@@ -684,6 +722,8 @@ md_compile_state(MdCompiler *c, const MdPath *at, json_object *obj, int state)
 			ok = md_compile_timers(c, kp, value, state);
 		else if (strcmp(key, "final") == 0)
 			ok = md_get_bool(c, kp, value, &st->final);
+		else if (strcmp(key, "postpone") == 0)
+			ok = md_compile_postpone(c, kp, value, st);
 		else if (strcmp(key, "description") == 0)
 			ok = md_get_string(c, kp, value, &s, &len);
 		else
@@ -702,6 +742,9 @@ md_compile_state(MdCompiler *c, const MdPath *at, json_object *obj, int state)
 	if (st->final && st->nexit > 0)
 		return md_fail(c, md_key(&frame, at, "exit"),
 					   "a final state is never left, so it cannot have exit effects");
+	if (st->final && st->npostpone > 0)
+		return md_fail(c, md_key(&frame, at, "postpone"),
+					   "a final state accepts no events, so it cannot postpone any");
 	return true;
 }
 
@@ -1064,6 +1107,34 @@ md_cmp_field(const void *a, const void *b)
 	return strcmp(((const MdField *) a)->name, ((const MdField *) b)->name);
 }
 
+static int
+md_cmp_tag(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/*
+ * Sort a state's postponed events, and check that each is listed once and
+ * is not one the state handles itself (its "any" rules it may override).
+ */
+static bool
+md_finish_postpone(MdCompiler *c, const MdPath *at, MdState *st)
+{
+	if (st->npostpone > 1)
+		qsort(st->postpone, (size_t) st->npostpone, sizeof(const char *),
+			  md_cmp_tag);
+	for (int i = 0; i < st->npostpone; i++)
+	{
+		if (i > 0 && strcmp(st->postpone[i - 1], st->postpone[i]) == 0)
+			return md_fail(c, at, "lists event \"%s\" twice", st->postpone[i]);
+		if (md_find_rule(st->rules, st->nrules, st->postpone[i]) != NULL)
+			return md_fail(c, at,
+						   "event \"%s\" is handled by this state's \"on\", so it cannot be postponed",
+						   st->postpone[i]);
+	}
+	return true;
+}
+
 /* Sort rules by event; json-c keeps one value per key, but check anyway */
 static bool
 md_sort_rules(MdCompiler *c, const MdPath *at, MdRule *rules, int nrules)
@@ -1185,6 +1256,9 @@ md_finish(MdCompiler *c)
 
 		if (!md_sort_rules(c, md_key(&frames[2], sp, "on"),
 						   def->states[i].rules, def->states[i].nrules))
+			return false;
+		if (!md_finish_postpone(c, md_key(&frames[2], sp, "postpone"),
+								&def->states[i]))
 			return false;
 	}
 	if (!md_sort_rules(c, md_key(&frames[0], NULL, "any"), def->any, def->nany))
@@ -1438,6 +1512,19 @@ md_find_event_schema(const MachineDef *def, const char *event)
 	return NULL;
 }
 
+bool
+md_state_postpones(const MachineDef *def, int state, const char *event)
+{
+	const MdState *st;
+
+	if (def == NULL || state < 0 || state >= def->nstates || event == NULL)
+		return false;
+	st = &def->states[state];
+	return st->npostpone > 0 &&
+		bsearch(&event, st->postpone, (size_t) st->npostpone,
+				sizeof(const char *), md_cmp_tag) != NULL;
+}
+
 const MdRule *
 md_state_rule(const MachineDef *def, int state, const char *event)
 {
@@ -1447,7 +1534,7 @@ md_state_rule(const MachineDef *def, int state, const char *event)
 	if (def == NULL || state < 0 || state >= def->nstates)
 		return NULL;
 	st = &def->states[state];
-	if (st->final)
+	if (st->final || md_state_postpones(def, state, event))
 		return NULL;
 	rule = md_find_rule(st->rules, st->nrules, event);
 	if (rule != NULL)

@@ -79,6 +79,8 @@ typedef struct MdState
 	int		   *exit;
 	int			ntimers;
 	MdTimer    *timers;			/* "after", in declared order */
+	int			npostpone;
+	const char **postpone;		/* event tags kept for a later state, sorted */
 } MdState;
 
 typedef enum MdFieldType
@@ -143,6 +145,7 @@ typedef struct MachineDef
 	int			nfunctions;
 	MdFunction *functions;		/* distinct (name, kind), first use first */
 	bool		needs_worker;	/* has "after" timers or a spaced schedule */
+	bool		postpones;		/* some state postpones events */
 	struct MdArena *arena;		/* owns everything above */
 } MachineDef;
 
@@ -174,9 +177,14 @@ extern const MdRule *md_find_rule(const MdRule *rules, int nrules,
 extern const MdEventSchema *md_find_event_schema(const MachineDef *def,
 												 const char *event);
 
+/* Does the state postpone the event (keep it for a later state)? */
+extern bool md_state_postpones(const MachineDef *def, int state,
+							   const char *event);
+
 /*
  * The rule a state applies to an event: its own "on" rule, else the "any"
- * rule (final states accept nothing).  NULL when the event is not handled.
+ * rule (final states accept nothing, and a state takes no rule for an
+ * event it postpones).  NULL when the event is not handled.
  */
 extern const MdRule *md_state_rule(const MachineDef *def, int state,
 								   const char *event);

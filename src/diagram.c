@@ -8,8 +8,9 @@
  * point), final states (S --> [*], or a double border), one edge per
  * candidate transition labelled "Event [guard] / handler", the "any"
  * transitions on every state that takes them (a state's own rule for an
- * event hides the "any" rule), a choice node where the handler names the
- * target, and entry and exit effects and timers inside each state.
+ * event hides the "any" rule, as postponing it does), a choice node where
+ * the handler names the target, and entry and exit effects, timers and
+ * postponed events inside each state.
  *
  * Names come from users, so everything is escaped: DOT nodes are s0, s1,
  * ... with quoted labels; Mermaid uses state names as ids when every name
@@ -199,7 +200,7 @@ rule_edges(Diagram *d, int from, const MdRule *rule)
 		edge(d, from, rule->event, &rule->transitions[i]);
 }
 
-/* Lines inside a state: its entry and exit effects and its timers */
+/* Lines inside a state: entry and exit effects, timers, postponed events */
 static void
 state_lines(Diagram *d, const MdState *s, List **lines)
 {
@@ -222,6 +223,14 @@ state_lines(Diagram *d, const MdState *s, List **lines)
 		initStringInfo(&line);
 		appendStringInfo(&line, "after %s / %s", s->timers[i].delay,
 						 s->timers[i].event_tag);
+		*lines = lappend(*lines, line.data);
+	}
+	if (s->npostpone > 0)
+	{
+		initStringInfo(&line);
+		appendStringInfoString(&line, "postpone");
+		for (int i = 0; i < s->npostpone; i++)
+			appendStringInfo(&line, "%s %s", i > 0 ? "," : "", s->postpone[i]);
 		*lines = lappend(*lines, line.data);
 	}
 }
@@ -283,7 +292,7 @@ transitions(Diagram *d)
 		if (s->final)
 			continue;
 		for (int r = 0; r < def->nany; r++)
-			if (md_find_rule(s->rules, s->nrules, def->any[r].event) == NULL)
+			if (md_state_rule(def, i, def->any[r].event) == &def->any[r])
 				rule_edges(d, i, &def->any[r]);
 	}
 }

@@ -373,6 +373,22 @@ extern bool store_direct_append_event(StoreKind kind, const char *actor_id,
 extern bool store_direct_append_snapshot(StoreKind kind, const char *actor_id, int64 version,
 										 Jsonb *state, const char *tag);
 
+/* store.c: events postponed by their actor's state */
+typedef struct Postponed
+{
+	int64		seq;
+	Jsonb	   *event;
+	char	   *key;			/* the send's idempotency key, or NULL */
+} Postponed;
+
+extern bool store_postponed_available(void);
+extern void store_postpone(StoreKind kind, const char *actor_id, Jsonb *event,
+						   const char *tag, const char *key);
+extern List *store_postponed(StoreKind kind, const char *actor_id, int64 after,
+							 int limit);
+extern void store_take_postponed(StoreKind kind, const char *actor_id,
+								 int64 seq);
+
 /* store.c: rows of machine.timers */
 typedef struct TimerRef
 {

@@ -775,6 +775,12 @@ resolve_definition(const MachineDef *def, const char *name, Resolved *out)
 		def->persistence.schedule == MD_SNAPSHOT_SPACED ?
 		def->persistence.spaced_us : 0;
 	out->needs_worker = def->needs_worker;
+	if (def->postpones && !store_postponed_available())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("machine \"%s\" postpones events, which version 1.0 of the extension cannot keep", name),
+				 errdetail("Postponed events are kept in machine.postponed, which version 1.1 adds."),
+				 errhint("Run ALTER EXTENSION machine UPDATE first.")));
 }
 
 static void

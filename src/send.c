@@ -22,6 +22,13 @@
  * the same transaction.  Sends to other actors nest, up to
  * machine.max_send_depth.
  *
+ * Postponed events.  An event that the actor's state lists in "postpone"
+ * is stored (machine.postponed) instead of applied, and the send returns
+ * the state unchanged.  After each transition, once the queue above is
+ * empty, the oldest postponed event that the new state takes is applied
+ * as one more send; its transition looks for the next, so they come back
+ * in the order they were sent.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -46,6 +53,8 @@ typedef struct Mailbox
 {
 	const char *actor_id;
 	List	   *queue;			/* QueuedEvent *, oldest first */
+	bool		redeliver;		/* a transition may have made postponed
+								 * events deliverable */
 	MemoryContext context;		/* where queued events are kept */
 	struct Mailbox *outer;
 } Mailbox;
@@ -55,6 +64,23 @@ typedef struct Mailbox
 
 static Mailbox *active_mailboxes = NULL;
 static int	send_depth = 0;
+
+/* Postponed events read at a time while looking for a deliverable one */
+#define REDELIVERY_BATCH 100
+
+/* Mark the open mailbox of an actor: it has made a transition */
+static void
+note_redelivery(const char *actor_id)
+{
+	for (Mailbox *box = active_mailboxes; box != NULL; box = box->outer)
+	{
+		if (strcmp(box->actor_id, actor_id) == 0)
+		{
+			box->redeliver = true;
+			return;
+		}
+	}
+}
 
 int			machine_max_send_depth = 16;
 
@@ -252,6 +278,7 @@ apply_event(const char *actor_id, Jsonb *event, const char *tag,
 	ActorRow	row;
 	CompiledMachine *cm;
 	const MachineDef *def;
+	int			index;
 	Step		step;
 	Transition	transition;
 
@@ -274,8 +301,13 @@ apply_event(const char *actor_id, Jsonb *event, const char *tag,
 	if (expected >= 0 && expected != row.version)
 		version_conflict(actor_id, expected, row.version);
 	check_event_payload(def, event, tag);
-	machine_step(cm, row.state, machine_state_index(cm, row.state_tag, actor_id),
-				 event, tag, &step);
+	index = machine_state_index(cm, row.state_tag, actor_id);
+	if (def->postpones && md_state_postpones(def, index, tag))
+	{
+		store_postpone(row.store, actor_id, event, row.state_tag, key);
+		return row.state;
+	}
+	machine_step(cm, row.state, index, event, tag, &step);
 	if (!step.handled)
 	{
 		if (def->unhandled_ignore)
@@ -303,7 +335,57 @@ apply_event(const char *actor_id, Jsonb *event, const char *tag,
 	transition.left = step.left;
 	transition.idempotency_key = key;
 	actor_record(&transition);
+	if (def->postpones)
+		note_redelivery(actor_id);
 	return step.state;
+}
+
+/*
+ * Deliver the oldest postponed event of an actor that its state now takes
+ * (a transition chosen, guards included), if there is one: it is applied
+ * as a send, and its own transition looks for the next.  Events the state
+ * still postpones, or does not take, wait.  Returns whether one was
+ * delivered, with the state after it.
+ */
+static bool
+redeliver_postponed(const char *actor_id, Jsonb **state)
+{
+	ActorRow	row;
+	CompiledMachine *cm;
+	int			index;
+	int64		after = 0;
+	List	   *batch;
+
+	if (!store_read_actor(actor_id, ROW_NO_LOCK, &row) ||
+		row.status != ACTOR_RUNNING)
+		return false;
+	cm = machine_lookup(row.machine, false);
+	if (!cm->def->postpones)
+		return false;
+	index = machine_state_index(cm, row.state_tag, actor_id);
+	while ((batch = store_postponed(row.store, actor_id, after,
+									REDELIVERY_BATCH)) != NIL)
+	{
+		ListCell   *lc;
+
+		foreach(lc, batch)
+		{
+			Postponed  *p = lfirst(lc);
+			char	   *tag = event_tag(p->event);
+			bool		had_rule;
+
+			after = p->seq;
+			if (md_state_postpones(cm->def, index, tag) ||
+				machine_choose(cm, row.state, index, p->event, tag,
+							   &had_rule) == NULL)
+				continue;
+			store_take_postponed(row.store, actor_id, p->seq);
+			*state = apply_event(actor_id, p->event, tag, -1, p->key);
+			return true;
+		}
+		list_free_deep(batch);
+	}
+	return false;
 }
 
 /*
@@ -327,6 +409,7 @@ actor_transition(const char *actor_id, TransitionWork work, void *arg)
 
 	box.actor_id = actor_id;
 	box.queue = NIL;
+	box.redeliver = false;
 	box.context = CurrentMemoryContext;
 	box.outer = active_mailboxes;
 	active_mailboxes = &box;
@@ -334,12 +417,20 @@ actor_transition(const char *actor_id, TransitionWork work, void *arg)
 	PG_TRY();
 	{
 		state = work(arg);
-		while (box.queue != NIL)
+		for (;;)
 		{
-			QueuedEvent *q = linitial(box.queue);
+			while (box.queue != NIL)
+			{
+				QueuedEvent *q = linitial(box.queue);
 
-			box.queue = list_delete_first(box.queue);
-			state = apply_event(actor_id, q->event, q->tag, q->expected, q->key);
+				box.queue = list_delete_first(box.queue);
+				state = apply_event(actor_id, q->event, q->tag, q->expected, q->key);
+			}
+			if (!box.redeliver)
+				break;
+			box.redeliver = false;
+			if (!redeliver_postponed(actor_id, &state))
+				break;
 		}
 	}
 	PG_FINALLY();

@@ -45,12 +45,40 @@ report(SimulationStep callback, void *arg, MemoryContext caller, int step,
 }
 
 /*
+ * Remove from the list and return the oldest postponed event that the
+ * state takes (a transition is chosen, guards included); NULL if none.
+ */
+static Jsonb *
+take_deliverable(CompiledMachine *cm, Jsonb *state, int index,
+				 List **postponed)
+{
+	ListCell   *lc;
+
+	foreach(lc, *postponed)
+	{
+		Jsonb	   *event = lfirst(lc);
+		char	   *tag = event_tag(event);
+		bool		had_rule;
+
+		if (md_state_postpones(cm->def, index, tag) ||
+			machine_choose(cm, state, index, event, tag, &had_rule) == NULL)
+			continue;
+		*postponed = foreach_delete_current(*postponed, lc);
+		return event;
+	}
+	return NULL;
+}
+
+/*
  * Run the events through the machine from its initial state (with data),
- * or from the state given as from_state, calling back for step 0 (that
- * state, event NULL) and each event applied; step i is the state after the
- * i-th event.  An event that the machine ignores ("unhandled": "ignore")
- * makes no step.  data_arg and from_arg are the argument numbers of data
- * and from_state (-1: the function has none).  Returns the final state.
+ * or from the state given as from_state, calling back for each state the
+ * actor goes through: step 0 is the state it starts in (event NULL), each
+ * further step the state after an event applied.  An event that the
+ * machine ignores ("unhandled": "ignore") makes no step; one that the
+ * state postpones makes none until a later state takes it, after the step
+ * that entered that state, as a send would.  data_arg and from_arg are the
+ * argument numbers of data and from_state (-1: the function has none).
+ * Returns the final state.
  */
 static Jsonb *
 simulate(FunctionCallInfo fcinfo, int data_arg, int from_arg,
@@ -67,6 +95,8 @@ simulate(FunctionCallInfo fcinfo, int data_arg, int from_arg,
 	int			n;
 	Jsonb	   *state;
 	int			index;
+	int			steps = 0;
+	List	   *postponed = NIL;	/* Jsonb *, oldest first */
 	MemoryContext caller = CurrentMemoryContext;
 
 	if (PG_ARGISNULL(0))
@@ -123,6 +153,7 @@ simulate(FunctionCallInfo fcinfo, int data_arg, int from_arg,
 		Jsonb	   *event;
 		char	   *tag;
 		Step		step;
+		Jsonb	   *redelivered;
 
 		if (elem_nulls[i])
 			ereport(ERROR,
@@ -131,21 +162,41 @@ simulate(FunctionCallInfo fcinfo, int data_arg, int from_arg,
 		event = DatumGetJsonbP(elems[i]);
 		tag = event_tag(event);
 		check_event_payload(def, event, tag);
+		/* a postponed event waits for a state that takes it */
+		if (md_state_postpones(def, index, tag))
+		{
+			postponed = lappend(postponed, event);
+			continue;
+		}
 		machine_step(cm, state, index, event, tag, &step);
 		if (!step.handled && !def->unhandled_ignore)
 			ereport(ERROR,
 					(errcode(ERRCODE_MACHINE_EVENT_UNHANDLED),
 					 errmsg("state \"%s\" does not handle event \"%s\"",
 							def->states[index].name, tag),
-					 errdetail("At step %d of the simulation of machine \"%s\".",
+					 errdetail("At event %d of the simulation of machine \"%s\".",
 							   i + 1, cm->name)));
 		/* an ignored event changes nothing, so it makes no step */
 		if (!step.handled)
 			continue;
 		state = step.state;
 		index = step.to;
-		report(callback, arg, caller, i + 1, event, state,
+		report(callback, arg, caller, ++steps, event, state,
 			   def->states[index].name);
+
+		/* then the postponed events the new state takes, oldest first */
+		while (!def->states[index].final &&
+			   (redelivered = take_deliverable(cm, state, index, &postponed)) != NULL)
+		{
+			machine_step(cm, state, index, redelivered,
+						 event_tag(redelivered), &step);
+			if (!step.handled)
+				break;			/* a guard changed its mind */
+			state = step.state;
+			index = step.to;
+			report(callback, arg, caller, ++steps, redelivered, state,
+				   def->states[index].name);
+		}
 	}
 
 	MemoryContextSwitchTo(caller);

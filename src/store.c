@@ -167,6 +167,41 @@ static SavedQuery scan_events_query = {
 	3, {TEXTOID, INT8OID, INT8OID}
 };
 
+/* Postponed events: kept in order, delivered again one at a time */
+/* A send repeated with the key of one still postponed postpones nothing */
+static SavedQuery postpone_query = {
+	"INSERT INTO machine.postponed (actor_id, event, state_tag, idempotency_key) "
+	"VALUES ($1, $2, $3, $4) "
+	"ON CONFLICT (actor_id, idempotency_key) WHERE idempotency_key IS NOT NULL "
+	"DO NOTHING",
+	4, {TEXTOID, JSONBOID, TEXTOID, TEXTOID}
+};
+
+static SavedQuery postponed_query = {
+	"SELECT seq, event, idempotency_key FROM machine.postponed "
+	"WHERE actor_id OPERATOR(pg_catalog.=) $1 AND seq OPERATOR(pg_catalog.>) $2 "
+	"ORDER BY seq LIMIT $3",
+	3, {TEXTOID, INT8OID, INT4OID}
+};
+
+static SavedQuery take_postponed_query = {
+	"DELETE FROM machine.postponed "
+	"WHERE actor_id OPERATOR(pg_catalog.=) $1 AND seq OPERATOR(pg_catalog.=) $2",
+	2, {TEXTOID, INT8OID}
+};
+
+static SavedQuery delete_postponed_query = {
+	"DELETE FROM machine.postponed WHERE actor_id OPERATOR(pg_catalog.=) $1",
+	1, {TEXTOID}
+};
+
+static SavedQuery delete_postponed_of_query = {
+	"DELETE FROM machine.postponed p USING machine.instances i "
+	"WHERE i.machine OPERATOR(pg_catalog.=) $1 "
+	"AND p.actor_id OPERATOR(pg_catalog.=) i.actor_id",
+	1, {TEXTOID}
+};
+
 /* The version of the latest journal row recorded at or before a time */
 static SavedQuery version_at_query = {
 	"SELECT pg_catalog.max(version) FROM machine.events "
@@ -520,6 +555,7 @@ static const char *const status_names[] = {
 
 static Oid	instances_relid = InvalidOid;
 static Oid	memory_relid = InvalidOid;
+static Oid	postponed_relid = InvalidOid;
 static bool read_actor_in(StoreKind kind, const char *actor_id, RowLock lock,
 						  ActorRow *row);
 static Oid	tables_owner = InvalidOid;
@@ -594,7 +630,7 @@ store_unbecome_owner(AsOwner *saved)
 /* The actors' tables whose twins hold the actors of the "memory" adapter */
 static const char *const actor_tables[] = {
 	"machine.instances", "machine.events", "machine.snapshots", "machine.timers",
-	"machine.snapshots_due"
+	"machine.snapshots_due", "machine.postponed"
 };
 
 /* A query's text with the actors' tables replaced by their memory twins */
@@ -704,6 +740,23 @@ store_memory_available(void)
 }
 
 /*
+ * Is there a table for postponed events?  Not while the extension's schema
+ * is still 1.0's.
+ */
+bool
+store_postponed_available(void)
+{
+	if (!OidIsValid(postponed_relid))
+	{
+		Oid			nsp = get_namespace_oid("machine", true);
+
+		if (OidIsValid(nsp))
+			postponed_relid = get_relname_relid("postponed", nsp);
+	}
+	return OidIsValid(postponed_relid);
+}
+
+/*
  * How many kinds of tables may hold actors here (StoreKinds from 0): a
  * standby cannot read UNLOGGED tables, and they hold nothing there.
  */
@@ -775,6 +828,8 @@ store_forget_relation(Oid relid)
 	}
 	if (relid == InvalidOid || relid == memory_relid)
 		memory_relid = InvalidOid;
+	if (relid == InvalidOid || relid == postponed_relid)
+		postponed_relid = InvalidOid;
 	if (relid == InvalidOid || relid == events_relid)
 		events_relid = InvalidOid;
 }
@@ -956,7 +1011,70 @@ store_delete_actor(StoreKind kind, const char *actor_id)
 	run_in(kind, &delete_actor_query, values, 1);
 	deleted = int8_column(0, 1);
 	SPI_freetuptable(SPI_tuptable);
+	if (store_postponed_available())
+		run_in(kind, &delete_postponed_query, values, 0);
 	return deleted > 0;
+}
+
+/* Keep an event that the actor's state (tag) postpones */
+void
+store_postpone(StoreKind kind, const char *actor_id, Jsonb *event,
+			   const char *tag, const char *key)
+{
+	Datum		values[4] = {
+		CStringGetTextDatum(actor_id),
+		JsonbPGetDatum(event),
+		CStringGetTextDatum(tag),
+		key ? CStringGetTextDatum(key) : (Datum) 0
+	};
+	char		nulls[4] = {' ', ' ', ' ', key ? ' ' : 'n'};
+
+	if (!store_postponed_available())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot postpone an event of actor \"%s\"", actor_id),
+				 errdetail("The extension's tables are those of version 1.0, which has no place for postponed events."),
+				 errhint("Run ALTER EXTENSION machine UPDATE.")));
+	run_in_with_nulls(kind, &postpone_query, values, nulls, 0);
+}
+
+/*
+ * Up to "limit" of an actor's postponed events after seq "after", oldest
+ * first, as Postponed; NIL when there are no more.
+ */
+List *
+store_postponed(StoreKind kind, const char *actor_id, int64 after, int limit)
+{
+	Datum		values[3] = {
+		CStringGetTextDatum(actor_id),
+		Int64GetDatum(after),
+		Int32GetDatum(limit)
+	};
+	List	   *result = NIL;
+
+	if (!store_postponed_available())
+		return NIL;
+	run_in(kind, &postponed_query, values, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		Postponed  *p = palloc(sizeof(Postponed));
+
+		p->seq = int8_column(i, 1);
+		p->event = jsonb_column(i, 2);
+		p->key = text_column(i, 3);
+		result = lappend(result, p);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return result;
+}
+
+/* Remove a postponed event that is being delivered */
+void
+store_take_postponed(StoreKind kind, const char *actor_id, int64 seq)
+{
+	Datum		values[2] = {CStringGetTextDatum(actor_id), Int64GetDatum(seq)};
+
+	run_in(kind, &take_postponed_query, values, 0);
 }
 
 /*
@@ -1364,7 +1482,11 @@ store_delete_actors_of(const char *machine)
 	Datum		values[1] = {CStringGetTextDatum(machine)};
 
 	for (int kind = 0; kind < store_kinds(); kind++)
+	{
+		if (store_postponed_available())
+			run_in((StoreKind) kind, &delete_postponed_of_query, values, 0);
 		run_in((StoreKind) kind, &delete_actors_of_query, values, 1);
+	}
 }
 
 /* The stored row of a machine, optionally locked; false when there is none */

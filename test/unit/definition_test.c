@@ -697,6 +697,37 @@ check_adapter_tables(const MachineDef *def, char *why, size_t whylen)
 }
 
 static bool
+check_postpone(const MachineDef *def, char *why, size_t whylen)
+{
+	int			loading = md_find_state(def, "Loading");
+	int			idle = md_find_state(def, "Idle");
+
+	CHECK(def->postpones);
+	CHECK(loading >= 0 && idle >= 0);
+	CHECK(def->states[loading].npostpone == 2);
+	CHECK_STR(def->states[loading].postpone[0], "Cancel");
+	CHECK_STR(def->states[loading].postpone[1], "Save");
+	CHECK(md_state_postpones(def, loading, "Save"));
+	CHECK(md_state_postpones(def, loading, "Cancel"));
+	CHECK(!md_state_postpones(def, loading, "Done"));
+	CHECK(!md_state_postpones(def, idle, "Save"));
+	/* postponing overrides "any" in that state only */
+	CHECK(md_state_rule(def, loading, "Cancel") == NULL);
+	CHECK(md_state_rule(def, idle, "Cancel") != NULL);
+	CHECK(md_state_rule(def, loading, "Done") != NULL);
+	return true;
+}
+
+static bool
+check_no_postpone(const MachineDef *def, char *why, size_t whylen)
+{
+	CHECK(!def->postpones);
+	CHECK(def->states[0].npostpone == 0);
+	CHECK(!md_state_postpones(def, 0, "Go"));
+	return true;
+}
+
+static bool
 check_every(const MachineDef *def, char *why, size_t whylen)
 {
 	CHECK(def->persistence.schedule == MD_SNAPSHOT_EVERY);
@@ -1050,6 +1081,14 @@ static const ValidCase valid_cases[] = {
 	{"persistence: the built-in adapter named explicitly",
 		"{'initial': 'A', 'states': {'A': {}}, 'persistence': {'adapter': 'tables'}}",
 	check_adapter_tables},
+	{"postpone: sorted, overrides any",
+		"{'initial': 'Idle', 'states': {'Idle': {'on': {'Load': 'Loading', 'Save': 'Idle'}},"
+		" 'Loading': {'on': {'Done': 'Idle'}, 'postpone': ['Save', 'Cancel']}},"
+		" 'any': {'Cancel': 'Idle'}}",
+	check_postpone},
+	{"postpone: an empty list postpones nothing",
+		"{'initial': 'A', 'states': {'A': {'on': {'Go': 'A'}, 'postpone': []}}}",
+	check_no_postpone},
 	{"persistence: recurs 0 takes no automatic snapshot",
 		"{'initial': 'A', 'states': {'A': {}}, 'persistence': {'snapshotSchedule': 'recurs 0'}}",
 	check_recurs_zero},
@@ -1264,6 +1303,24 @@ static const ErrorCase error_cases[] = {
 	"states.A.after: a final state cannot have timers"},
 	{"final state with exit effects", ONE_STATE("{'final': true, 'exit': ['bye']}"),
 	"states.A.exit: a final state is never left, so it cannot have exit effects"},
+	{"final state postponing", ONE_STATE("{'final': true, 'postpone': ['Go']}"),
+	"states.A.postpone: a final state accepts no events, so it cannot postpone any"},
+	{"postpone must be an array", ONE_STATE("{'postpone': 'Go'}"),
+	"states.A.postpone: must be an array of event tags"},
+	{"postpone takes strings", ONE_STATE("{'postpone': ['Go', 3]}"),
+	"states.A.postpone[1]: must be a string"},
+	{"postponed tags are event tags", ONE_STATE("{'postpone': ['$init']}"),
+	"states.A.postpone[0]: an event tag must not start with \"$\"; such names are reserved"},
+	{"postponed tags are not empty", ONE_STATE("{'postpone': ['']}"),
+	"states.A.postpone[0]: an event tag must not be empty"},
+	{"an event postponed twice", ONE_STATE("{'postpone': ['Go', 'Stop', 'Go']}"),
+	"states.A.postpone: lists event \"Go\" twice"},
+	{"an event handled and postponed", ONE_STATE("{'on': {'Go': 'A'}, 'postpone': ['Go']}"),
+	"states.A.postpone: event \"Go\" is handled by this state's \"on\", so it cannot be postponed"},
+	{"a timer's event postponed by its state",
+		"{'initial': 'A', 'states': {'A': {'postpone': ['T'], 'after': [{'delay': '1s', 'event': {'_tag': 'T'}}]}},"
+		" 'any': {'T': 'A'}}",
+	"states.A.after[0].event: state \"A\" does not accept event \"T\""},
 
 	/* on */
 	{"on must be an object", ONE_STATE("{'on': []}"), "states.A.on: must be an object"},
