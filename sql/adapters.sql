@@ -210,6 +210,13 @@ DROP ROLE regress_adapter_sender;
 
 -- delete and drop with cascade erase through the adapter
 SELECT machine_spawn('plain-2', 'plain'), machine_send('plain-2', '{"_tag": "Go"}');
+-- machine_check_define folds the histories read through the adapter, and
+-- knows that the adapter of a machine with actors does not change
+SELECT * FROM machine_check_define('plain', '{"initial": "A", "states": {"A": {"on": {"Stop": "A"}}},
+  "persistence": {"adapter": "ad_plain", "snapshotSchedule": "every 2"}}') ORDER BY 1, 2;
+SELECT * FROM machine_check_define('plain', '{"initial": "A", "states": {"A": {"on": {"Go": "A"}}},
+  "persistence": {"adapter": "memory"}}') ORDER BY 1, 2;
+SELECT * FROM machine_check_define('plain', machine_definition('plain'));
 SELECT machine_delete('plain-1');
 SELECT actor_id, count(*) FROM ad_plain.journal GROUP BY 1 ORDER BY 1;
 SELECT machine_drop('plain', true);

@@ -205,10 +205,34 @@ check_event(JournalEntry *entry, void *arg)
 	f->version = entry->version;
 }
 
+/* A journal row read through a user adapter, for the actor at "pos" */
+typedef struct AdapterCheck
+{
+	CheckChunk *c;
+	int			pos;
+} AdapterCheck;
+
+static void
+check_adapter_event(JournalEntry *entry, void *arg)
+{
+	AdapterCheck *a = arg;
+
+	entry->pos = a->pos;
+	check_event(entry, a->c);
+}
+
+/* The name of the adapter of a definition, "tables" by default */
+static const char *
+adapter_of(const MachineDef *def)
+{
+	return def->persistence.adapter ? def->persistence.adapter : "tables";
+}
+
 /*
  * Check a chunk of actors: their live states, and the fold of their
  * persisted histories.  Runs in a subtransaction that the caller rolls
- * back.
+ * back.  The histories of the actors of a user adapter are read through
+ * it, actor by actor, from the spawn state.
  */
 static void
 check_chunk(void *arg)
@@ -220,6 +244,10 @@ check_chunk(void *arg)
 	Datum	   *afters = palloc(sizeof(Datum) * n);
 	Datum	   *uptos = palloc(sizeof(Datum) * n);
 	FoldStart  *starts = palloc(sizeof(FoldStart) * n);
+	bool	   *through_adapter = palloc0(sizeof(bool) * n);
+	CompiledMachine *current;
+	const char *from_adapter;
+	const char *to_adapter;
 
 	/* in the caller's context: read after a failed chunk is rolled back */
 	c->folds = palloc0(sizeof(CheckFold) * n);
@@ -234,6 +262,9 @@ check_chunk(void *arg)
 	for (int i = 0; i < n; i++)
 		ids[i] = CStringGetTextDatum(list_nth(c->ids, i));
 	store_fold_starts(c->kind, ids, n, starts);
+	current = machine_lookup(cm->name, false);
+	from_adapter = adapter_of(current->def);
+	to_adapter = adapter_of(cm->def);
 
 	for (int i = 0; i < n; i++)
 	{
@@ -253,6 +284,28 @@ check_chunk(void *arg)
 			add_problem(c, f->actor_id, s->version,
 						"the actor is in state \"%s\", which the definition lacks",
 						s->state_tag);
+		if (strcmp(from_adapter, to_adapter) != 0)
+		{
+			add_problem(c, f->actor_id, s->version,
+						"its journal is kept by adapter \"%s\", not \"%s\": the adapter of a machine with actors does not change",
+						from_adapter, to_adapter);
+			continue;
+		}
+		if (current->adapter && s->version > 0)
+		{
+			/* folded below, through the adapter */
+			f->state = s->initial_state;
+			f->version = 0;
+			f->upto = s->version;
+			f->index = md_find_state(cm->def, state_tag(s->initial_state, "state"));
+			if (f->index < 0)
+				add_problem(c, f->actor_id, 0,
+							"the fold starts in state \"%s\" (the spawn state), which the definition lacks",
+							state_tag(s->initial_state, "state"));
+			else
+				through_adapter[i] = true;
+			continue;
+		}
 
 		/* nothing persisted past the spawn: an actor of a transient machine */
 		if (s->version > 0 && s->first_event == 0 && s->snapshot == NULL)
@@ -276,6 +329,18 @@ check_chunk(void *arg)
 	}
 
 	store_scan_events_of(c->kind, ids, afters, uptos, n, check_event, c);
+	for (int i = 0; i < n; i++)
+	{
+		AdapterCheck a = {c, i};
+
+		if (!through_adapter[i])
+			continue;
+		c->current = i;
+		c->folds[i].done = false;
+		adapter_scan_events(current->adapter, c->folds[i].actor_id, 0,
+							c->folds[i].upto, check_adapter_event, &a);
+		finish_fold(c, &c->folds[i]);
+	}
 	for (int i = 0; i < n; i++)
 		finish_fold(c, &c->folds[i]);
 	SPI_finish();
