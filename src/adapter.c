@@ -221,6 +221,31 @@ adapter_open(const MachineDef *def, const char *machine, MemoryContext context)
 	return adapter;
 }
 
+/* The name of one function of an adapter, unqualified */
+const char *
+adapter_function_name(int which)
+{
+	return adapter_functions[which].name;
+}
+
+/*
+ * Does a function of an adapter's schema exist with the arguments it
+ * needs?  *signature gets its name and argument types, for messages.
+ */
+bool
+adapter_function_exists(const char *schema, int which, char **signature)
+{
+	const AdapterFunction *af = &adapter_functions[which];
+	List	   *name = list_make2(makeString(pstrdup(schema)),
+								  makeString(pstrdup(af->name)));
+	Oid			argtypes[4];
+
+	for (int i = 0; i < af->nargs; i++)
+		argtypes[i] = af->argtypes[i];
+	*signature = pstrdup(func_signature_string(name, af->nargs, NIL, argtypes));
+	return OidIsValid(LookupFuncName(name, af->nargs, argtypes, true));
+}
+
 /* The OID of one function of an adapter */
 Oid
 adapter_function_oid(UserAdapter *adapter, int which)

@@ -73,6 +73,44 @@ name_in(const char *name, Datum *names, int n)
 }
 
 /*
+ * The same for the functions of a machine's user adapter, which the
+ * definition names by their schema only
+ */
+static void
+check_adapter(StoredMachine *m, const char *schema, Datum *dnames, int ndnames,
+			  const char *tag)
+{
+	for (int i = 0; i < ADAPTER_NFUNCTIONS; i++)
+	{
+		char	   *qualified = quote_qualified_identifier(schema,
+														   adapter_function_name(i));
+		char	   *signature;
+
+		if (dnames && !name_in(qualified, dnames, ndnames))
+			continue;
+		if (adapter_function_exists(schema, i, &signature))
+			continue;
+		if (dnames)
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot drop function %s because machine \"%s\" uses it",
+							signature, m->name),
+					 errdetail("It is the %s of adapter \"%s\" (persistence.adapter) in the machine's current revision.",
+							   adapter_function_name(i), schema),
+					 errhint("Redefine machine \"%s\" on another adapter once it has no actors, or drop the machine, first.",
+							 m->name)));
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot %s: machine \"%s\" uses function %s",
+						lower_case(tag), m->name, signature),
+				 errdetail("It is the %s of adapter \"%s\" (persistence.adapter) in the machine's current revision; after the command no function of that name and signature would remain.",
+						   adapter_function_name(i), schema),
+				 errhint("Keep the adapter's functions in schema \"%s\" while machine \"%s\" uses it.",
+						 schema, m->name)));
+	}
+}
+
+/*
  * Refuse the command if a function of the machine's current revision no
  * longer resolves; with "dropped", only its functions of those names are
  * looked at.
@@ -127,6 +165,8 @@ check_machine(StoredMachine *m, ArrayType *dropped, const char *tag)
 					 errhint("Redefine machine \"%s\" with the new name first.",
 							 m->name)));
 		}
+		if (!adapter_is_builtin(def->persistence.adapter))
+			check_adapter(m, def->persistence.adapter, dnames, ndnames, tag);
 	}
 	PG_FINALLY();
 	{

@@ -111,6 +111,9 @@ extern void adapter_check_definition(const MachineDef *def);
 extern UserAdapter *adapter_open(const MachineDef *def, const char *machine,
 								 MemoryContext context);
 extern Oid	adapter_function_oid(UserAdapter *adapter, int which);
+extern const char *adapter_function_name(int which);
+extern bool adapter_function_exists(const char *schema, int which,
+									char **signature);
 
 /* registry.c: a compiled machine, cached per backend */
 typedef struct CompiledMachine

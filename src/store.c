@@ -271,7 +271,9 @@ static SavedQuery fold_starts_query = {
  */
 static SavedQuery machines_using_query = {
 	"SELECT name, definition::pg_catalog.text, functions FROM machine.machines "
-	"WHERE $1 IS NULL OR functions OPERATOR(pg_catalog.&&) $1 ORDER BY name",
+	"WHERE $1 IS NULL OR functions OPERATOR(pg_catalog.&&) $1 "
+	"OR definition OPERATOR(pg_catalog.#>>) '{persistence,adapter}' IS NOT NULL "
+	"ORDER BY name",
 	1, {TEXTARRAYOID}
 };
 
