@@ -435,6 +435,7 @@ journal_row(UserAdapter *adapter, const char *actor_id, Datum *values,
 	entry.event = DatumGetJsonbP(values[1]);
 	entry.state_tag = TextDatumGetCString(values[2]);
 	entry.recorded_at = values[3];
+	entry.revision = -1;		/* adapters keep no revision */
 	callback(&entry, arg);
 }
 

@@ -146,7 +146,11 @@ check_event(JournalEntry *entry, void *arg)
 	old = MemoryContextSwitchTo(c->step_context[entry->version & 1]);
 	tag = state_tag(entry->event, "journaled event");
 	strlcpy(f->folding, tag, sizeof(f->folding));
-	if (strcmp(tag, MACHINE_REWIND_TAG) == 0)
+	entry->event = machine_upcast(cm, entry->event, entry->revision,
+								  f->actor_id, entry->version);
+	tag = state_tag(entry->event, "journaled event");
+	if (strcmp(tag, MACHINE_REWIND_TAG) == 0 ||
+		strcmp(tag, MACHINE_MIGRATE_TAG) == 0)
 	{
 		JsonbValue *v = jsonb_field(entry->event, "state");
 
@@ -154,7 +158,7 @@ check_event(JournalEntry *entry, void *arg)
 		{
 			MemoryContextSwitchTo(old);
 			add_problem(c, f->actor_id, entry->version,
-						"journal row is a rewind without a state");
+						"journal row is a \"%s\" entry without a state", tag);
 			f->done = true;
 			return;
 		}
@@ -164,8 +168,8 @@ check_event(JournalEntry *entry, void *arg)
 		{
 			MemoryContextSwitchTo(old);
 			add_problem(c, f->actor_id, entry->version,
-						"the rewind sets state \"%s\", which the definition lacks",
-						entry->state_tag);
+						"the \"%s\" entry sets state \"%s\", which the definition lacks",
+						tag, entry->state_tag);
 			f->done = true;
 			return;
 		}

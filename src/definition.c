@@ -1071,6 +1071,10 @@ md_compile_root(MdCompiler *c, json_object *root)
 			ok = md_compile_persistence(c, kp, value);
 		else if (strcmp(key, "entity") == 0)
 			ok = md_compile_entity(c, kp, value);
+		else if (strcmp(key, "migrate") == 0)
+			ok = md_function(c, kp, value, MD_FN_MIGRATE, &def->migrate);
+		else if (strcmp(key, "upcast") == 0)
+			ok = md_function(c, kp, value, MD_FN_UPCAST, &def->upcast);
 		else if (strcmp(key, "description") == 0)
 			ok = md_get_string(c, kp, value, &s, &len);
 		else
@@ -1414,6 +1418,8 @@ md_compile(const char *json, size_t len, char *errbuf, size_t errlen)
 	c.def->persistence.journal_events = true;
 	c.def->persistence.schedule = MD_SNAPSHOT_NEVER;
 	c.def->entity_init = -1;
+	c.def->migrate = -1;
+	c.def->upcast = -1;
 
 	root = md_parse(&c, json, len);
 	ok = root != NULL &&

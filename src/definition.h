@@ -31,7 +31,11 @@ typedef enum MdFunctionKind
 	MD_FN_HANDLER,				/* (state jsonb, event jsonb) RETURNS jsonb */
 	MD_FN_EFFECT,				/* (actor_id text, state jsonb, event jsonb)
 								 * RETURNS void */
-	MD_FN_ENTITY_INIT			/* (entity_id text) RETURNS jsonb */
+	MD_FN_ENTITY_INIT,			/* (entity_id text) RETURNS jsonb */
+	MD_FN_MIGRATE,				/* (state jsonb, from_revision integer)
+								 * RETURNS jsonb */
+	MD_FN_UPCAST				/* (event jsonb, revision integer) RETURNS
+								 * jsonb */
 } MdFunctionKind;
 
 typedef struct MdFunction
@@ -142,6 +146,8 @@ typedef struct MachineDef
 	MdPersistence persistence;
 	bool		entity;			/* an "entity" object was given */
 	int			entity_init;	/* function index, or -1: the data is {} */
+	int			migrate;		/* "migrate": function index, or -1 */
+	int			upcast;			/* "upcast": function index, or -1 */
 	int			nfunctions;
 	MdFunction *functions;		/* distinct (name, kind), first use first */
 	bool		needs_worker;	/* has "after" timers or a spaced schedule */

@@ -24,6 +24,7 @@
  *	 restore.c		restore, replay, rewind, history (folds of the journal)
  *	 check.c		machine_check_define: a redefinition's dry run
  *	 dependencies.c	the event triggers that keep machines' functions in place
+ *	 migrate.c		a redefinition's "migrate" function run on every actor
  *	 simulate.c		the in-memory testing helpers
  *	 timers.c		durable timers and the maintenance pass
  *	 subtransaction.c	one item of a batch in a subtransaction of its own
@@ -61,8 +62,12 @@
 #define ERRCODE_MACHINE_REPLAY_DIVERGED		MAKE_SQLSTATE('M','A','0','0','4')
 #define ERRCODE_MACHINE_INVALID_RESULT		MAKE_SQLSTATE('M','A','0','0','5')
 
-/* The journal entry of machine_rewind: it carries the state it set */
+/*
+ * The journal entries of machine_rewind and of a redefinition's migration:
+ * each carries the state it set in its field "state"
+ */
 #define MACHINE_REWIND_TAG "$rewind"
+#define MACHINE_MIGRATE_TAG "$migrate"
 
 /* Longest accepted actor id, in bytes */
 #define MACHINE_MAX_ACTOR_ID_LEN 255
@@ -153,6 +158,9 @@ extern void machine_lock(const char *name, LOCKMODE mode);
 extern CompiledMachine *machine_compile_candidate(const char *name,
 												  Jsonb *definition);
 extern void machine_free_candidate(CompiledMachine *cm);
+
+/* migrate.c */
+extern int64 machine_migrate_actors(const char *name, int32 from_revision);
 extern Oid	machine_stored_function(MdFunctionKind kind, const char *name,
 									char **signature);
 extern const char *machine_function_kind_name(MdFunctionKind kind);
@@ -200,6 +208,10 @@ extern void machine_run_effects(CompiledMachine *cm, const int *fns, int n,
 extern int	machine_state_index(CompiledMachine *cm, const char *tag,
 								const char *actor_id);
 extern bool machine_should_snapshot(const MachineDef *def, int64 version);
+extern Jsonb *machine_migrate(CompiledMachine *cm, Jsonb *state,
+							  int32 from_revision, const char *actor_id);
+extern Jsonb *machine_upcast(CompiledMachine *cm, Jsonb *event, int32 revision,
+							 const char *actor_id, int64 version);
 extern Jsonb *machine_entity_init(CompiledMachine *cm, const char *entity_id);
 
 /* store.c: rows of machine.instances */
@@ -278,6 +290,7 @@ typedef struct JournalEntry
 	Jsonb	   *event;
 	char	   *state_tag;
 	Datum		recorded_at;
+	int32		revision;		/* that applied it; -1: not recorded */
 } JournalEntry;
 
 typedef void (*EventCallback) (JournalEntry *entry, void *arg);
@@ -448,6 +461,7 @@ extern void actor_record(const Transition *t);
 extern void list_spaced_snapshot(const MachineDef *def, StoreKind kind,
 								 const char *actor_id,
 								 int64 version);
+extern void actor_record_migration(const Transition *t, bool stopped);
 extern int64 next_version(const char *actor_id, int64 version);
 extern void refuse_in_transition(const char *what);
 extern Jsonb *actor_send(const char *actor_id, Jsonb *event, int64 expected);

@@ -103,6 +103,8 @@ static const char *const function_kind_names[] = {
 	[MD_FN_HANDLER] = "handler",
 	[MD_FN_EFFECT] = "effect",
 	[MD_FN_ENTITY_INIT] = "data initializer",
+	[MD_FN_MIGRATE] = "migration",
+	[MD_FN_UPCAST] = "upcaster",
 };
 
 /* What a function of each kind must be, for hints */
@@ -111,6 +113,8 @@ static const char *const function_kind_signatures[] = {
 	[MD_FN_HANDLER] = "A handler is a function (state jsonb, event jsonb) RETURNS jsonb.",
 	[MD_FN_EFFECT] = "An effect is a function (actor_id text, state jsonb, event jsonb) RETURNS void.",
 	[MD_FN_ENTITY_INIT] = "An entity's init is a function (entity_id text) RETURNS jsonb.",
+	[MD_FN_MIGRATE] = "A migration is a function (state jsonb, from_revision integer) RETURNS jsonb.",
+	[MD_FN_UPCAST] = "An upcaster is a function (event jsonb, revision integer) RETURNS jsonb.",
 };
 
 static void
@@ -264,6 +268,12 @@ kind_signature(MdFunctionKind kind, Oid *argtypes, Oid *rettype)
 			argtypes[0] = TEXTOID;
 			*rettype = JSONBOID;
 			return 1;
+		case MD_FN_MIGRATE:
+		case MD_FN_UPCAST:
+			argtypes[0] = JSONBOID;
+			argtypes[1] = INT4OID;
+			*rettype = JSONBOID;
+			return 2;
 	}
 	elog(ERROR, "unexpected function kind %d", (int) kind);
 	return 0;
@@ -739,6 +749,7 @@ typedef struct Resolved
 	bool		needs_worker;
 	StoreKind	store;
 	const char *adapter;		/* its name, "tables" by default */
+	bool		migrates;		/* has a "migrate" function */
 } Resolved;
 
 /*
@@ -775,6 +786,7 @@ resolve_definition(const MachineDef *def, const char *name, Resolved *out)
 		def->persistence.schedule == MD_SNAPSHOT_SPACED ?
 		def->persistence.spaced_us : 0;
 	out->needs_worker = def->needs_worker;
+	out->migrates = def->migrate >= 0;
 	if (def->postpones && !store_postponed_available())
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -862,6 +874,8 @@ machine_free_candidate(CompiledMachine *cm)
 	free_compiled(cm);
 }
 
+static void refuse_actors_outside(const char *name, ArrayType *tags);
+
 /* Does the launcher (preloaded) start a worker for this database? */
 static bool
 worker_serves_this_database(void)
@@ -885,7 +899,6 @@ machine_define(PG_FUNCTION_ARGS)
 	Resolved	resolved;
 	StoredMachine stored;
 	int32		replaces = 0;
-	List	   *outside;
 	int32		revision;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -937,7 +950,44 @@ machine_define(PG_FUNCTION_ARGS)
 					 errhint("Delete its actors first, or drop the machine with cascade and define it again.")));
 	}
 
-	outside = store_actors_outside(name, resolved.tags);
+	/* a migration may move actors out of states the revision drops */
+	if (!(resolved.migrates && replaces != 0))
+		refuse_actors_outside(name, resolved.tags);
+
+	revision = store_save_machine(name, replaces, definition, resolved.functions,
+								  resolved.machine_type, resolved.snapshot_spacing);
+	if (revision == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("machine \"%s\" was defined concurrently", name),
+				 errhint("Look at its definition again and retry.")));
+	if (resolved.snapshot_spacing > 0)
+		store_mark_machine_due(name);
+	CacheInvalidateRelcacheByRelid(lookup_machines_relid());
+	if (resolved.migrates && replaces != 0)
+	{
+		/* the new revision, compiled from its row, migrates the actors */
+		CommandCounterIncrement();
+		machine_migrate_actors(name, replaces);
+		refuse_actors_outside(name, resolved.tags);
+	}
+	SPI_finish();
+
+	if (resolved.needs_worker && !worker_serves_this_database())
+		ereport(NOTICE,
+				(errmsg("machine \"%s\" has timers or a spaced snapshot schedule, but no background worker serves this database",
+						name),
+				 errhint("Add machine to shared_preload_libraries (and this database to machine.databases, if set), or call machine_run_maintenance() periodically.")));
+
+	PG_RETURN_INT32(revision);
+}
+
+/* Refuse a revision without a state that an actor (not stopped) is in */
+static void
+refuse_actors_outside(const char *name, ArrayType *tags)
+{
+	List	   *outside = store_actors_outside(name, tags);
+
 	if (outside != NIL)
 	{
 		StringInfoData detail;
@@ -956,28 +1006,8 @@ machine_define(PG_FUNCTION_ARGS)
 				 errmsg("cannot redefine machine \"%s\": live actors are in states the new definition lacks",
 						name),
 				 errdetail_internal("%s", detail.data),
-				 errhint("Keep those states, or move, stop or delete the actors first.")));
+				 errhint("Keep those states, migrate them with a \"migrate\" function, or move, stop or delete the actors first.")));
 	}
-
-	revision = store_save_machine(name, replaces, definition, resolved.functions,
-								  resolved.machine_type, resolved.snapshot_spacing);
-	if (revision == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("machine \"%s\" was defined concurrently", name),
-				 errhint("Look at its definition again and retry.")));
-	if (resolved.snapshot_spacing > 0)
-		store_mark_machine_due(name);
-	CacheInvalidateRelcacheByRelid(lookup_machines_relid());
-	SPI_finish();
-
-	if (resolved.needs_worker && !worker_serves_this_database())
-		ereport(NOTICE,
-				(errmsg("machine \"%s\" has timers or a spaced snapshot schedule, but no background worker serves this database",
-						name),
-				 errhint("Add machine to shared_preload_libraries (and this database to machine.databases, if set), or call machine_run_maintenance() periodically.")));
-
-	PG_RETURN_INT32(revision);
 }
 
 /*

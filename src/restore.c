@@ -82,18 +82,20 @@ fold_event(JournalEntry *entry, void *arg)
 	MemoryContextReset(f->step_context[entry->version & 1]);
 	old = MemoryContextSwitchTo(f->step_context[entry->version & 1]);
 
+	entry->event = machine_upcast(f->cm, entry->event, entry->revision,
+								  f->actor_id, entry->version);
 	tag = state_tag(entry->event, "journaled event");
-	if (strcmp(tag, REWIND_TAG) == 0)
+	if (strcmp(tag, REWIND_TAG) == 0 || strcmp(tag, MACHINE_MIGRATE_TAG) == 0)
 	{
 		JsonbValue *v = jsonb_field(entry->event, "state");
 
 		if (v == NULL || v->type != jbvBinary)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("journal row " INT64_FORMAT " of actor \"%s\" is a rewind without a state",
-							entry->version, f->actor_id),
-					 errdetail("A \"%s\" entry holds the state it rewound to in its field \"state\".",
-							   REWIND_TAG)));
+					 errmsg("journal row " INT64_FORMAT " of actor \"%s\" is a \"%s\" entry without a state",
+							entry->version, f->actor_id, tag),
+					 errdetail("A \"%s\" entry holds the state it set in its field \"state\".",
+							   tag)));
 		state = JsonbValueToJsonb(v);
 		index = machine_state_index(f->cm, state_tag(state, "state"), f->actor_id);
 	}

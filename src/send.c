@@ -159,6 +159,42 @@ list_spaced_snapshot(const MachineDef *def, StoreKind kind,
 }
 
 /*
+ * The journal row of a new version and, when the schedule says so (or
+ * "snapshot" does), its snapshot
+ */
+static void
+record_persisted(const Transition *t, bool snapshot)
+{
+	const MachineDef *def = t->cm->def;
+	const MdState *to = &def->states[t->to];
+
+	if (def->persistence.enabled && def->persistence.journal_events)
+	{
+		if (t->cm->adapter)
+			adapter_append_event(t->cm->adapter, t->actor_id, t->version,
+								 t->event, to->name);
+		else
+			store_append_event(t->row->store, t->actor_id, t->version,
+							   t->event, to->name, t->cm->revision,
+							   t->idempotency_key);
+		if (t->row->store == STORE_TABLES && t->cm->adapter == NULL)
+			subscriptions_wake(t->cm->machine_type);
+	}
+	if (machine_should_snapshot(def, t->version) ||
+		(snapshot && def->persistence.enabled))
+	{
+		if (t->cm->adapter)
+			adapter_save_snapshot(t->cm->adapter, t->actor_id, t->version,
+								  t->state, to->name);
+		else
+			store_append_snapshot(t->row->store, t->actor_id, t->version,
+								  t->state, to->name);
+	}
+	else if (!t->cm->adapter)
+		list_spaced_snapshot(def, t->row->store, t->actor_id, t->version);
+}
+
+/*
  * Store a new version of an actor and carry out what it entails: its live
  * row, its journal row and (when the schedule says so) its snapshot; its
  * timers; the notification; then the exit and entry effects, which see the
@@ -173,29 +209,7 @@ actor_record(const Transition *t)
 
 	store_update_actor(t->actor_id, t->row, to->final ? ACTOR_DONE : ACTOR_RUNNING,
 					   t->version, t->state, to->name);
-	if (def->persistence.enabled && def->persistence.journal_events)
-	{
-		if (t->cm->adapter)
-			adapter_append_event(t->cm->adapter, t->actor_id, t->version,
-								 t->event, to->name);
-		else
-			store_append_event(t->row->store, t->actor_id, t->version,
-							   t->event, to->name, t->cm->revision,
-							   t->idempotency_key);
-		if (t->row->store == STORE_TABLES && t->cm->adapter == NULL)
-			subscriptions_wake(t->cm->machine_type);
-	}
-	if (machine_should_snapshot(def, t->version))
-	{
-		if (t->cm->adapter)
-			adapter_save_snapshot(t->cm->adapter, t->actor_id, t->version,
-								  t->state, to->name);
-		else
-			store_append_snapshot(t->row->store, t->actor_id, t->version,
-								  t->state, to->name);
-	}
-	else if (!t->cm->adapter)
-		list_spaced_snapshot(def, t->row->store, t->actor_id, t->version);
+	record_persisted(t, false);
 	timers_transition(t->actor_id, t->cm, t->from, t->to, t->left, t->version);
 	if (def->notify)
 		announce(t);
@@ -206,6 +220,29 @@ actor_record(const Transition *t)
 		machine_run_effects(t->cm, to->entry, to->nentry, t->actor_id,
 							t->state, t->event);
 	}
+}
+
+/*
+ * Store the new version a redefinition's migration gave an actor: its row,
+ * its "$migrate" journal row, a snapshot of the migrated state (whatever
+ * the schedule, so that restores and replays from then on start there, not
+ * from events the new revision may no longer fold), its timers (the new
+ * state's, if the state changed).  No effect runs and nothing is
+ * announced.  A stopped actor stays stopped, without timers.
+ */
+void
+actor_record_migration(const Transition *t, bool stopped)
+{
+	const MdState *to = &t->cm->def->states[t->to];
+
+	store_update_actor(t->actor_id, t->row,
+					   stopped ? ACTOR_STOPPED :
+					   to->final ? ACTOR_DONE : ACTOR_RUNNING,
+					   t->version, t->state, to->name);
+	record_persisted(t, true);
+	if (!stopped)
+		timers_transition(t->actor_id, t->cm, t->from, t->to, t->from != t->to,
+						  t->version);
 }
 
 /* The version after this one: history never wraps around */

@@ -159,6 +159,16 @@ static SavedQuery latest_snapshot_query = {
 };
 
 static SavedQuery scan_events_query = {
+	"SELECT version, event, state_tag, recorded_at, revision FROM machine.events "
+	"WHERE actor_id OPERATOR(pg_catalog.=) $1 "
+	"AND version OPERATOR(pg_catalog.>) $2 "
+	"AND version OPERATOR(pg_catalog.<=) $3 "
+	"ORDER BY version",
+	3, {TEXTOID, INT8OID, INT8OID}
+};
+
+/* The same for a journal of 1.0, which records no revisions */
+static SavedQuery scan_events_1_0_query = {
 	"SELECT version, event, state_tag, recorded_at FROM machine.events "
 	"WHERE actor_id OPERATOR(pg_catalog.=) $1 "
 	"AND version OPERATOR(pg_catalog.>) $2 "
@@ -228,6 +238,17 @@ static SavedQuery latest_snapshots_query = {
 
 /* The journal rows after..upto of several actors, by position then version */
 static SavedQuery scan_events_of_query = {
+	"SELECT w.pos, e.version, e.event, e.state_tag, e.recorded_at, e.revision "
+	"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) "
+	"     WITH ORDINALITY AS w (actor_id, after, upto, pos) "
+	"JOIN machine.events e ON e.actor_id OPERATOR(pg_catalog.=) w.actor_id "
+	"    AND e.version OPERATOR(pg_catalog.>) w.after "
+	"    AND e.version OPERATOR(pg_catalog.<=) w.upto "
+	"ORDER BY w.pos, e.version",
+	3, {TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID}
+};
+
+static SavedQuery scan_events_of_1_0_query = {
 	"SELECT w.pos, e.version, e.event, e.state_tag, e.recorded_at "
 	"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) "
 	"     WITH ORDINALITY AS w (actor_id, after, upto, pos) "
@@ -1248,6 +1269,14 @@ fetch_journal(StoreKind kind, SavedQuery *query, Datum *values, bool with_pos,
 			entry.event = DatumGetJsonbP(column(i, first + 1, &isnull));
 			entry.state_tag = text_column(i, first + 2);
 			entry.recorded_at = column(i, first + 3, &isnull);
+			entry.revision = -1;
+			if (SPI_tuptable->tupdesc->natts >= first + 4)
+			{
+				Datum		d = column(i, first + 4, &isnull);
+
+				if (!isnull)
+					entry.revision = DatumGetInt32(d);
+			}
 			callback(&entry, arg);
 		}
 		SPI_freetuptable(SPI_tuptable);
@@ -1266,7 +1295,8 @@ store_scan_events(StoreKind kind, const char *actor_id, int64 after,
 		Int64GetDatum(upto),
 	};
 
-	fetch_journal(kind, &scan_events_query, values, false, callback, arg);
+	fetch_journal(kind, store_has_revisions() ? &scan_events_query :
+				  &scan_events_1_0_query, values, false, callback, arg);
 }
 
 static ArrayType *
@@ -1321,7 +1351,8 @@ store_scan_events_of(StoreKind kind, Datum *ids, Datum *afters, Datum *uptos,
 		PointerGetDatum(int8_array(uptos, n)),
 	};
 
-	fetch_journal(kind, &scan_events_of_query, values, true, callback, arg);
+	fetch_journal(kind, store_has_revisions() ? &scan_events_of_query :
+				  &scan_events_of_1_0_query, values, true, callback, arg);
 }
 
 /*

@@ -45,8 +45,20 @@ invoke_marked(FunctionCallInfo fcinfo, bool *busy)
  * send comes back to the same machine) gets a fresh copy instead.
  */
 static Datum
+call_function_nulls(CompiledMachine *cm, int fn, int nargs, Datum *args,
+					const bool *argnulls, bool *isnull);
+
+static Datum
 call_function(CompiledMachine *cm, int fn, int nargs, Datum *args,
 			  bool *isnull)
+{
+	return call_function_nulls(cm, fn, nargs, args, NULL, isnull);
+}
+
+/* The same with arguments that may be NULL (argnulls NULL: none is) */
+static Datum
+call_function_nulls(CompiledMachine *cm, int fn, int nargs, Datum *args,
+					const bool *argnulls, bool *isnull)
 {
 	LOCAL_FCINFO(fcinfo, 3);
 	FmgrInfo	nested;
@@ -64,7 +76,7 @@ call_function(CompiledMachine *cm, int fn, int nargs, Datum *args,
 	for (int i = 0; i < nargs; i++)
 	{
 		fcinfo->args[i].value = args[i];
-		fcinfo->args[i].isnull = false;
+		fcinfo->args[i].isnull = argnulls ? argnulls[i] : false;
 	}
 	result = busy ? invoke_marked(fcinfo, busy) : FunctionCallInvoke(fcinfo);
 	*isnull = fcinfo->isnull;
@@ -122,6 +134,97 @@ machine_entity_init(CompiledMachine *cm, const char *entity_id)
 					isnull ? "NULL" : "something that is not a JSON object"),
 			 errdetail("It was called for entity \"%s\".", entity_id),
 			 errhint("An entity's init returns the initial data of the entity as a JSON object.")));
+	return NULL;				/* keep the compiler quiet */
+}
+
+/*
+ * The state a redefinition's "migrate" function makes of an actor's state:
+ * a JSON object whose "_tag" names a state of the new revision.
+ */
+Jsonb *
+machine_migrate(CompiledMachine *cm, Jsonb *state, int32 from_revision,
+				const char *actor_id)
+{
+	int			fn = cm->def->migrate;
+	Datum		args[2] = {JsonbPGetDatum(state), Int32GetDatum(from_revision)};
+	bool		isnull;
+	Datum		d = call_function(cm, fn, 2, args, &isnull);
+	Jsonb	   *result;
+	JsonbValue *tag;
+	const char *problem = "NULL";
+
+	if (!isnull)
+	{
+		result = DatumGetJsonbP(d);
+		tag = JB_ROOT_IS_SCALAR(result) || !JB_ROOT_IS_OBJECT(result) ? NULL :
+			jsonb_field(result, "_tag");
+		problem = "a state without a \"_tag\"";
+		if (tag != NULL && tag->type == jbvString)
+		{
+			char	   *name = pnstrdup(tag->val.string.val, tag->val.string.len);
+
+			if (md_find_state(cm->def, name) >= 0)
+				return result;
+			problem = psprintf("undeclared state \"%s\"", name);
+		}
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_MACHINE_INVALID_RESULT),
+			 errmsg("migration %s of machine \"%s\" returned %s",
+					get_func_name(cm->functions[fn].fn_oid), cm->name, problem),
+			 errdetail("It was migrating actor \"%s\" from revision %d.",
+					   actor_id, from_revision),
+			 errhint("A migration returns the whole new state, a JSON object whose \"_tag\" names a state of the new revision.")));
+	return NULL;				/* keep the compiler quiet */
+}
+
+/*
+ * A journaled event in the shape today's revision expects: the machine's
+ * "upcast" function applied to an event that an older revision journaled
+ * (or one whose revision was not recorded, passed as NULL; a STRICT
+ * upcaster leaves those as they are).  Events of the current revision, and
+ * the extension's own entries (tags starting with "$"), are returned as
+ * they are.
+ */
+Jsonb *
+machine_upcast(CompiledMachine *cm, Jsonb *event, int32 revision,
+			   const char *actor_id, int64 version)
+{
+	int			fn = cm->def->upcast;
+	Datum		args[2];
+	bool		argnulls[2] = {false, revision < 0};
+	bool		isnull;
+	Datum		d;
+	Jsonb	   *result;
+	JsonbValue *tag;
+
+	if (fn < 0 || revision >= cm->revision)
+		return event;
+	tag = jsonb_field(event, "_tag");
+	if (tag != NULL && tag->type == jbvString && tag->val.string.len > 0 &&
+		tag->val.string.val[0] == '$')
+		return event;
+	if (revision < 0 && cm->functions[fn].fn_strict)
+		return event;
+	args[0] = JsonbPGetDatum(event);
+	args[1] = Int32GetDatum(revision);
+	d = call_function_nulls(cm, fn, 2, args, argnulls, &isnull);
+	if (!isnull)
+	{
+		result = DatumGetJsonbP(d);
+		tag = JB_ROOT_IS_SCALAR(result) || !JB_ROOT_IS_OBJECT(result) ? NULL :
+			jsonb_field(result, "_tag");
+		if (tag != NULL && tag->type == jbvString)
+			return result;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_MACHINE_INVALID_RESULT),
+			 errmsg("upcaster %s of machine \"%s\" returned %s",
+					get_func_name(cm->functions[fn].fn_oid), cm->name,
+					isnull ? "NULL" : "no event"),
+			 errdetail("It was upcasting journal row " INT64_FORMAT " of actor \"%s\".",
+					   version, actor_id),
+			 errhint("An upcaster returns the event as a JSON object whose \"_tag\" is a string.")));
 	return NULL;				/* keep the compiler quiet */
 }
 

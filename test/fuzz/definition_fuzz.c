@@ -192,7 +192,8 @@ check_functions(const MachineDef *def)
 		REQUIRE(strlen(fn->name) <= 2 * MD_MAX_NAME_LEN + 1);
 		REQUIRE(fn->path != NULL && fn->path[0] != '\0');
 		REQUIRE(fn->kind == MD_FN_GUARD || fn->kind == MD_FN_HANDLER ||
-				fn->kind == MD_FN_EFFECT || fn->kind == MD_FN_ENTITY_INIT);
+				fn->kind == MD_FN_EFFECT || fn->kind == MD_FN_ENTITY_INIT ||
+				fn->kind == MD_FN_MIGRATE || fn->kind == MD_FN_UPCAST);
 	}
 	if (def->nfunctions < 2)
 		return;
@@ -316,6 +317,10 @@ check_definition(const MachineDef *def)
 	REQUIRE(def->entity || def->entity_init == -1);
 	if (def->entity_init != -1)
 		check_function_ref(def, def->entity_init, MD_FN_ENTITY_INIT);
+	if (def->migrate != -1)
+		check_function_ref(def, def->migrate, MD_FN_MIGRATE);
+	if (def->upcast != -1)
+		check_function_ref(def, def->upcast, MD_FN_UPCAST);
 	REQUIRE(def->needs_worker == (timers || ps->schedule == MD_SNAPSHOT_SPACED));
 	if (!ps->enabled)
 		REQUIRE(ps->schedule == MD_SNAPSHOT_NEVER && ps->schedule_text == NULL &&

@@ -323,6 +323,10 @@ check_invariants(const MachineDef *def, char *why, size_t whylen)
 	CHECK(def->entity || def->entity_init == -1);
 	CHECK(def->entity_init == -1 ||
 		  check_function_ref(def, def->entity_init, MD_FN_ENTITY_INIT));
+	CHECK(def->migrate == -1 ||
+		  check_function_ref(def, def->migrate, MD_FN_MIGRATE));
+	CHECK(def->upcast == -1 ||
+		  check_function_ref(def, def->upcast, MD_FN_UPCAST));
 	return true;
 }
 
@@ -1007,6 +1011,30 @@ check_entity_plain(const MachineDef *def, char *why, size_t whylen)
 }
 
 static bool
+check_migrate_upcast(const MachineDef *def, char *why, size_t whylen)
+{
+	CHECK(def->nfunctions == 3);
+	CHECK(def->migrate >= 0 && def->upcast >= 0);
+	CHECK_STR(def->functions[def->migrate].name, "shop.v2");
+	CHECK(def->functions[def->migrate].kind == MD_FN_MIGRATE);
+	CHECK_STR(def->functions[def->migrate].path, "migrate");
+	CHECK_STR(def->functions[def->upcast].name, "shop.v2");
+	CHECK(def->functions[def->upcast].kind == MD_FN_UPCAST);
+	CHECK_STR(def->functions[def->upcast].path, "upcast");
+	/* the handler of the same name is a third function */
+	CHECK(def->migrate != def->upcast);
+	return true;
+}
+
+static bool
+check_no_migrate(const MachineDef *def, char *why, size_t whylen)
+{
+	CHECK(def->migrate == -1);
+	CHECK(def->upcast == -1);
+	return true;
+}
+
+static bool
 check_not_entity(const MachineDef *def, char *why, size_t whylen)
 {
 	CHECK(!def->entity);
@@ -1038,6 +1066,11 @@ static const ValidCase valid_cases[] = {
 		"{'initial': 'A', 'states': {'A': {}}, 'entity': {}}", check_entity_plain},
 	{"a machine is no entity unless it says so",
 		"{'initial': 'A', 'states': {'A': {}}}", check_not_entity},
+	{"migrate and upcast functions, one name for three kinds",
+		"{'initial': 'A', 'states': {'A': {'on': {'Go': {'target': 'A', 'handler': 'shop.v2'}}}},"
+		" 'migrate': 'shop.v2', 'upcast': 'shop.v2'}", check_migrate_upcast},
+	{"no migrate and no upcast unless given",
+		"{'initial': 'A', 'states': {'A': {}}}", check_no_migrate},
 	{"unhandled error is the default, stated",
 		"{'initial': 'A', 'unhandled': 'error', 'states': {'A': {}}}",
 	check_minimal},
@@ -1475,6 +1508,18 @@ static const ErrorCase error_cases[] = {
 	"states.A.after[0].event.x[1]: must not contain NUL characters"},
 
 	/* any */
+	{"migrate must be a string", WITH_A("'migrate': {'fn': 'shop.v2'}"),
+	"migrate: must be a string"},
+	{"migrate must not be null", WITH_A("'migrate': null"), "migrate: must be a string"},
+	{"migrate must not be empty", WITH_A("'migrate': ''"),
+	"migrate: a function name must not be empty"},
+	{"migrate of 128 bytes", WITH_A("'migrate': '" X128 "'"),
+	"migrate: a function name must be at most 127 bytes"},
+	{"upcast must be a string", WITH_A("'upcast': ['shop.v2']"),
+	"upcast: must be a string"},
+	{"upcast must not be blank", WITH_A("'upcast': '  '"),
+	"upcast: a function name must not be empty"},
+	{"upcast must not be a number", WITH_A("'upcast': 2"), "upcast: must be a string"},
 	{"entity must be an object", WITH_A("'entity': true"), "entity: must be an object"},
 	{"entity must not be a function name", WITH_A("'entity': 'shop.init'"),
 	"entity: must be an object"},
