@@ -523,8 +523,11 @@ store_direct_actor_exists(StoreKind kind, const char *actor_id)
 
 		InitDirtySnapshot(dirty);
 		found = fetch_by_pkey(rel, t, &dirty, actor_id, 0, slot);
+		/* the dirty snapshot's xmin and xmax are set only for a row seen */
+		if (!found)
+			break;
 		wait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
-		if (!found || !TransactionIdIsValid(wait))
+		if (!TransactionIdIsValid(wait))
 			break;
 		ExecClearTuple(slot);
 		XactLockTableWait(wait, rel, &slot->tts_tid, XLTW_InsertIndex);
