@@ -73,12 +73,19 @@ my $durable_rows = q{
 sub check_gone
 {
 	my ($what) = @_;
+	# every UNLOGGED table of the extension, whatever it holds of them
 	is($node->safe_psql('postgres', q{
-		SELECT (SELECT count(*) FROM machine.memory_instances) || ' ' ||
-		       (SELECT count(*) FROM machine.memory_events) || ' ' ||
-		       (SELECT count(*) FROM machine.memory_snapshots) || ' ' ||
-		       (SELECT count(*) FROM machine.memory_timers)}),
-		'0 0 0 0', "$what: no row of a memory actor is left anywhere");
+		SELECT string_agg(c.relname || ' ' ||
+		         (xpath('/row/n/text()', query_to_xml(
+		            format('SELECT count(*) AS n FROM machine.%I', c.relname),
+		            false, true, '')))[1]::text, ', ' ORDER BY c.relname)
+		  FROM pg_class c
+		 WHERE c.relnamespace = 'machine'::regnamespace AND c.relkind = 'r'
+		   AND c.relpersistence = 'u'
+		HAVING bool_and((xpath('/row/n/text()', query_to_xml(
+		            format('SELECT count(*) AS n FROM machine.%I', c.relname),
+		            false, true, '')))[1]::text = '0')}) ne '',
+		1, "$what: no row of a memory actor is left anywhere");
 	is($node->safe_psql('postgres', q{
 		SELECT count(*) FROM machine.actors WHERE machine = 'volatile'}),
 		'0', "$what: the registry view lists no memory actor");
@@ -102,6 +109,10 @@ is($node->safe_psql('postgres',
 	'20', 'the memory actors are listed before the crash');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM machine.memory_events}),
 	'100', 'their journal is there before the crash');
+ok($node->safe_psql('postgres', q{
+	SELECT count(*) FROM pg_class
+	 WHERE relnamespace = 'machine'::regnamespace AND relkind = 'r' AND relpersistence = 'u'}) >= 4,
+	'the memory adapter has its UNLOGGED tables');
 
 # a standby: the view works there and shows only what WAL carried
 $node->backup('b');
