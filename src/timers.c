@@ -53,6 +53,21 @@
 /* Timers that machine_fire_timers() claims at a time */
 #define FIRE_TIMERS_BATCH 1000
 
+/* The timer whose event is being sent, taken out of the table already */
+static const DueTimer *timer_firing = NULL;
+
+/*
+ * Is the state being left at "version" that of the timer firing, and that
+ * timer its only one?  Then it has no timer left to cancel.
+ */
+static bool
+fired_only_timer(const char *actor_id, int ntimers, int64 version)
+{
+	return ntimers == 1 && timer_firing != NULL &&
+		timer_firing->armed_version == version - 1 &&
+		strcmp(timer_firing->actor_id, actor_id) == 0;
+}
+
 /*
  * Timers on a transition from state "from" (-1: none, a spawn or restore)
  * into state "to" at "version"; "left" says the old state instance ended.
@@ -66,10 +81,11 @@ timers_transition(const char *actor_id, CompiledMachine *cm, int from, int to,
 
 	if (from >= 0 && def->states[from].ntimers > 0)
 	{
-		if (left)
-			store_cancel_timers(cm->store, actor_id);
-		else
+		if (!left)
 			store_move_timers(cm->store, actor_id, version);
+		else if (!fired_only_timer(actor_id, def->states[from].ntimers,
+								   version))
+			store_cancel_timers(cm->store, actor_id);
 	}
 	if (from >= 0 && !left)
 		return;
@@ -119,7 +135,9 @@ send_as_armer(void *arg)
 						   SECURITY_RESTRICTED_OPERATION);
 	save_nestlevel = NewGUCNestLevel();
 	machine_firing_timer = true;
+	timer_firing = timer;
 	(void) actor_send(timer->actor_id, timer->event, timer->armed_version);
+	timer_firing = NULL;
 	machine_firing_timer = false;
 	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
@@ -169,6 +187,7 @@ fire_timer(TimerRef *ref)
 
 	timer_timeout_start();
 	error = in_subtransaction(send_as_armer, &timer);
+	timer_firing = NULL;
 	machine_firing_timer = false;
 	timer_timeout_stop();
 	if (error == NULL)
