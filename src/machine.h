@@ -371,11 +371,15 @@ typedef enum DirectTableId
 {
 	DIRECT_INSTANCES,
 	DIRECT_EVENTS,
-	DIRECT_SNAPSHOTS
+	DIRECT_SNAPSHOTS,
+	DIRECT_TIMERS
 } DirectTableId;
 
 extern bool store_direct_usable(StoreKind kind, DirectTableId table);
 extern void store_direct_forget(Oid relid);
+extern void store_direct_arm_timer(StoreKind kind, const char *actor_id,
+								   int64 version, int seq, const char *tag,
+								   Jsonb *event, int64 delay_us, Oid role);
 extern bool store_direct_lock_actor(StoreKind kind, const char *actor_id,
 									ActorRow *row);
 extern bool store_direct_actor_exists(StoreKind kind, const char *actor_id);

@@ -1699,7 +1699,11 @@ store_arm_timer(StoreKind kind, const char *actor_id, int64 version, int seq,
 		ObjectIdGetDatum(role),
 	};
 
-	run_in(kind, &arm_timer_query, values, 0);
+	if (store_direct_usable(kind, DIRECT_TIMERS))
+		store_direct_arm_timer(kind, actor_id, version, seq, tag, event,
+							   delay_us, role);
+	else
+		run_in(kind, &arm_timer_query, values, 0);
 }
 
 void

@@ -5,7 +5,8 @@
  *	  actor's row, update it, append its journal row and snapshot, without
  *	  the executor.
  *
- * A send is a locking read, an update and one or two inserts.  Through SPI
+ * A send is a locking read, an update and one or two inserts (three, when
+ * it enters a state with a timer).  Through SPI
  * each is a statement with its executor start-up and shutdown, which costs
  * more than the work itself; here they are an index probe, a tuple lock, a
  * heap update and heap inserts with their index entries, as PostgreSQL's
@@ -94,11 +95,20 @@ static const char *const snapshots_columns[Natts_snapshots] = {
 static const Oid snapshots_types[Natts_snapshots] = {
 	TEXTOID, INT8OID, JSONBOID, TEXTOID, TIMESTAMPTZOID
 };
+static const char *const timers_columns[Natts_timers] = {
+	"timer_id", "actor_id", "armed_version", "seq", "state_tag", "event",
+	"due_at", "armed_by"
+};
+static const Oid timers_types[Natts_timers] = {
+	INT8OID, TEXTOID, INT8OID, INT4OID, TEXTOID, JSONBOID, TIMESTAMPTZOID,
+	REGROLEOID
+};
 
 #define INSTANCES DIRECT_INSTANCES
 #define EVENTS DIRECT_EVENTS
 #define SNAPSHOTS DIRECT_SNAPSHOTS
-#define NTABLES 3
+#define TIMERS DIRECT_TIMERS
+#define NTABLES 4
 
 /* the built-in tables, and their UNLOGGED twins of the "memory" adapter */
 static DirectTable all_tables[STORE_NKINDS][NTABLES] = {
@@ -106,16 +116,21 @@ static DirectTable all_tables[STORE_NKINDS][NTABLES] = {
 		[INSTANCES] = {"instances", Natts_instances, instances_columns, instances_types, 1, 2},
 		[EVENTS] = {"events", Natts_events, events_columns, events_types, 2, 1},
 		[SNAPSHOTS] = {"snapshots", Natts_snapshots, snapshots_columns, snapshots_types, 2, 1},
+		[TIMERS] = {"timers", Natts_timers, timers_columns, timers_types, 1, 0},
 	},
 	[STORE_MEMORY] = {
 		[INSTANCES] = {"memory_instances", Natts_instances, instances_columns, instances_types, 1, 2},
 		[EVENTS] = {"memory_events", Natts_events, events_columns, events_types, 2, 1},
 		[SNAPSHOTS] = {"memory_snapshots", Natts_snapshots, snapshots_columns, snapshots_types, 2, 1},
+		[TIMERS] = {"memory_timers", Natts_timers, timers_columns, timers_types, 1, 0},
 	},
 };
 
 /* The sequence of machine.events.position, which both journals share */
 static Oid	position_seq = InvalidOid;
+
+/* The sequence of machine.timers.timer_id, which both timer tables share */
+static Oid	timer_id_seq = InvalidOid;
 
 typedef enum DirectStatus
 {
@@ -283,8 +298,11 @@ check_tables(StoreKind kind)
 		}
 	}
 	position_seq = get_relname_relid("events_position_seq", nsp);
+	timer_id_seq = get_relname_relid("timers_timer_id_seq", nsp);
 	return OidIsValid(position_seq) &&
-		get_rel_relkind(position_seq) == RELKIND_SEQUENCE ?
+		get_rel_relkind(position_seq) == RELKIND_SEQUENCE &&
+		OidIsValid(timer_id_seq) &&
+		get_rel_relkind(timer_id_seq) == RELKIND_SEQUENCE ?
 		DIRECT_USABLE : DIRECT_UNUSABLE;
 }
 
@@ -721,4 +739,40 @@ store_direct_append_snapshot(StoreKind kind, const char *actor_id,
 {
 	return insert_versioned(&all_tables[kind][SNAPSHOTS], actor_id, version,
 							state, tag, 0, NULL);
+}
+
+/*
+ * Arm a timer: its row, due "delay_us" from now, with the next timer_id of
+ * the sequence the column's default takes it from.
+ */
+void
+store_direct_arm_timer(StoreKind kind, const char *actor_id, int64 version,
+					   int seq, const char *tag, Jsonb *event, int64 delay_us,
+					   Oid role)
+{
+	OpenTable	ot;
+	TupleTableSlot *slot;
+	Interval	delay = {.time = delay_us};
+
+	open_table(&all_tables[kind][TIMERS], &ot, true);
+	slot = table_slot_create(ot.rel, NULL);
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, 0, sizeof(bool) * Natts_timers);
+	slot->tts_values[Anum_timers_timer_id - 1] =
+		Int64GetDatum(nextval_internal(timer_id_seq, false));
+	slot->tts_values[Anum_timers_actor_id - 1] = CStringGetTextDatum(actor_id);
+	slot->tts_values[Anum_timers_armed_version - 1] = Int64GetDatum(version);
+	slot->tts_values[Anum_timers_seq - 1] = Int32GetDatum(seq);
+	slot->tts_values[Anum_timers_state_tag - 1] = CStringGetTextDatum(tag);
+	slot->tts_values[Anum_timers_event - 1] = JsonbPGetDatum(event);
+	slot->tts_values[Anum_timers_due_at - 1] =
+		DirectFunctionCall2(timestamptz_pl_interval,
+							TimestampTzGetDatum(GetCurrentTimestamp()),
+							IntervalPGetDatum(&delay));
+	slot->tts_values[Anum_timers_armed_by - 1] = ObjectIdGetDatum(role);
+	ExecStoreVirtualTuple(slot);
+	simple_table_tuple_insert(ot.rel, slot);
+	(void) insert_index_entries(&ot, slot, false, false);
+	ExecDropSingleTupleTableSlot(slot);
+	close_table(&ot);
 }

@@ -44,4 +44,15 @@
 #define Anum_snapshots_state_tag			4
 #define Anum_snapshots_taken_at				5
 
+/* machine.timers */
+#define Natts_timers						8
+#define Anum_timers_timer_id				1
+#define Anum_timers_actor_id				2
+#define Anum_timers_armed_version			3
+#define Anum_timers_seq						4
+#define Anum_timers_state_tag				5
+#define Anum_timers_event					6
+#define Anum_timers_due_at					7
+#define Anum_timers_armed_by				8
+
 #endif							/* MACHINE_TABLES_H */
