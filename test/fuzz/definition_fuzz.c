@@ -216,6 +216,10 @@ expected_rule(const MachineDef *def, int state, const char *event)
 
 	if (st->final)
 		return NULL;
+	/* a postponed event takes no rule, not even "any" (a linear search) */
+	for (int i = 0; i < st->npostpone; i++)
+		if (strcmp(st->postpone[i], event) == 0)
+			return NULL;
 	rule = md_find_rule(st->rules, st->nrules, event);
 	if (rule != NULL)
 		return rule;
@@ -257,6 +261,7 @@ check_definition(const MachineDef *def)
 {
 	const MdPersistence *ps = &def->persistence;
 	bool		timers = false;
+	bool		postpones = false;
 	int			i;
 	int			j;
 
@@ -288,9 +293,21 @@ check_definition(const MachineDef *def)
 			REQUIRE(md_state_rule(def, i, tm->event_tag) != NULL);
 			timers = true;
 		}
+		REQUIRE(st->npostpone >= 0);
+		for (j = 0; j < st->npostpone; j++)
+		{
+			check_name(st->postpone[j], false);
+			REQUIRE(j == 0 || strcmp(st->postpone[j - 1], st->postpone[j]) < 0);
+			REQUIRE(md_state_postpones(def, i, st->postpone[j]));
+			REQUIRE(md_find_rule(st->rules, st->nrules, st->postpone[j]) == NULL);
+			REQUIRE(md_state_rule(def, i, st->postpone[j]) == NULL);
+			postpones = true;
+		}
 		if (st->final)
-			REQUIRE(st->nrules == 0 && st->ntimers == 0 && st->nexit == 0);
+			REQUIRE(st->nrules == 0 && st->ntimers == 0 && st->nexit == 0 &&
+					st->npostpone == 0);
 	}
+	REQUIRE(def->postpones == postpones);
 	check_rules(def, def->any, def->nany);
 
 	for (i = 0; i < def->nevents; i++)
@@ -328,7 +345,9 @@ check_definition(const MachineDef *def)
 				ps->adapter == NULL);
 	if (ps->schedule != MD_SNAPSHOT_NEVER)
 		REQUIRE(ps->schedule_text != NULL);
-	if (ps->schedule == MD_SNAPSHOT_RECURS || ps->schedule == MD_SNAPSHOT_EVERY)
+	if (ps->schedule == MD_SNAPSHOT_RECURS)
+		REQUIRE(ps->n >= 0);
+	if (ps->schedule == MD_SNAPSHOT_EVERY)
 		REQUIRE(ps->n >= 1);
 	if (ps->schedule == MD_SNAPSHOT_SPACED)
 		REQUIRE(ps->spaced_us > 0 && ps->spaced_us <= MD_MAX_INTERVAL_US);
