@@ -185,6 +185,16 @@ DELETE FROM ad_plain.snapshots WHERE actor_id = 'plain-1' AND version = 4;
 SELECT machine_restore('plain-1');
 SELECT version, event->>'n' AS n, state FROM machine_history('plain-1');
 SELECT machine_replay_to('plain-1', 3);
+-- a load_events that materializes its rows (PL/pgSQL) reads the same
+CREATE OR REPLACE FUNCTION ad_plain.load_events(actor_id text, after_version bigint, upto_version bigint)
+RETURNS TABLE (version bigint, event jsonb, state_tag text, recorded_at timestamptz)
+LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN QUERY SELECT j.version, j.event, j.state_tag, j.recorded_at FROM ad_plain.journal j
+	 WHERE j.actor_id = $1 AND j.version > $2 AND j.version <= $3 ORDER BY j.version;
+END $$;
+SELECT version, event->>'n' AS n, state FROM machine_history('plain-1');
+SELECT machine_replay_to('plain-1', 3);
 
 -- a gap in what the adapter returns stops the fold, as in the tables
 UPDATE ad_plain.journal SET version = version + 100 WHERE actor_id = 'plain-1' AND version = 3;

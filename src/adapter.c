@@ -415,13 +415,18 @@ adapter_load_snapshot(UserAdapter *adapter, const char *actor_id, int64 upto,
 	return DatumGetJsonbPCopy(values[1]);
 }
 
-/* One journal row an adapter returned, checked, to the callback */
+/*
+ * One journal row an adapter returned, checked, to the callback (which
+ * runs in the caller's memory context); what is made of the row here goes
+ * to "rowcxt", which the caller resets per row.
+ */
 static void
 journal_row(UserAdapter *adapter, const char *actor_id, Datum *values,
 			bool *nulls, int64 after, int64 upto, int64 *last,
-			EventCallback callback, void *arg)
+			MemoryContext rowcxt, EventCallback callback, void *arg)
 {
 	JournalEntry entry;
+	MemoryContext old;
 
 	if (nulls[0] || nulls[1] || nulls[2] || nulls[3])
 		bad_row(adapter, "a journal row with a NULL column", actor_id);
@@ -432,8 +437,10 @@ journal_row(UserAdapter *adapter, const char *actor_id, Datum *values,
 								  entry.version, Max(*last, after), upto),
 				actor_id);
 	*last = entry.version;
+	old = MemoryContextSwitchTo(rowcxt);
 	entry.event = DatumGetJsonbP(values[1]);
 	entry.state_tag = TextDatumGetCString(values[2]);
+	MemoryContextSwitchTo(old);
 	entry.recorded_at = values[3];
 	entry.revision = -1;		/* adapters keep no revision */
 	callback(&entry, arg);
@@ -443,7 +450,9 @@ journal_row(UserAdapter *adapter, const char *actor_id, Datum *values,
  * Call back for each journal row with after < version <= upto, in
  * version order, through the adapter's set-returning load_events: a
  * materialized result is read from its tuplestore (bounded memory), rows
- * returned one per call are handled as they come.
+ * returned one per call are handled as they come.  As the executor does,
+ * each call runs in a memory context reset for the next row, so that a
+ * long journal does not pile up.
  */
 void
 adapter_scan_events(UserAdapter *adapter, const char *actor_id, int64 after,
@@ -456,6 +465,13 @@ adapter_scan_events(UserAdapter *adapter, const char *actor_id, int64 after,
 	Datum		values[4];
 	bool		nulls[4];
 	int64		last = after;
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext callcxt = AllocSetContextCreate(CurrentMemoryContext,
+												  "adapter journal call",
+												  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
+												 "adapter journal row",
+												 ALLOCSET_DEFAULT_SIZES);
 
 	check_execute(adapter, ADAPTER_LOAD_EVENTS);
 	memset(&rsinfo, 0, sizeof(rsinfo));
@@ -477,9 +493,13 @@ adapter_scan_events(UserAdapter *adapter, const char *actor_id, int64 after,
 		Datum		result;
 
 		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(callcxt);
+		MemoryContextReset(rowcxt);
 		rsinfo.isDone = ExprSingleResult;
 		fcinfo->isnull = false;
+		MemoryContextSwitchTo(callcxt);
 		result = FunctionCallInvoke(fcinfo);
+		MemoryContextSwitchTo(caller);
 		if (rsinfo.returnMode == SFRM_Materialize)
 		{
 			if (rsinfo.setResult != NULL)
@@ -492,9 +512,10 @@ adapter_scan_events(UserAdapter *adapter, const char *actor_id, int64 after,
 				while (tuplestore_gettupleslot(rsinfo.setResult, true, false, slot))
 				{
 					CHECK_FOR_INTERRUPTS();
+					MemoryContextReset(rowcxt);
 					slot_getallattrs(slot);
 					journal_row(adapter, actor_id, slot->tts_values, slot->tts_isnull,
-								after, upto, &last, callback, arg);
+								after, upto, &last, rowcxt, callback, arg);
 				}
 				ExecDropSingleTupleTableSlot(slot);
 				tuplestore_end(rsinfo.setResult);
@@ -505,12 +526,16 @@ adapter_scan_events(UserAdapter *adapter, const char *actor_id, int64 after,
 			break;
 		if (!fcinfo->isnull)
 		{
+			MemoryContextSwitchTo(rowcxt);
 			deform(result, desc, values, nulls);
+			MemoryContextSwitchTo(caller);
 			journal_row(adapter, actor_id, values, nulls, after, upto, &last,
-						callback, arg);
+						rowcxt, callback, arg);
 		}
 		if (rsinfo.isDone != ExprMultipleResult)
 			break;
 	}
 	FreeExprContext(econtext, true);
+	MemoryContextDelete(rowcxt);
+	MemoryContextDelete(callcxt);
 }
