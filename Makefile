@@ -27,6 +27,7 @@ OBJS = \
 	src/check.o \
 	src/dependencies.o \
 	src/migrate.o \
+	src/compact.o \
 	src/simulate.o \
 	src/slice.o \
 	src/subscriptions.o \
@@ -40,7 +41,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 SHLIB_LINK = -ljson-c
 
-REGRESS = definitions revisions check_define dependencies migrate send send_many persistence conflicts restore replay view simulate timers can spawn subscriptions clock postpone diagram privileges security slice entity adapters
+REGRESS = definitions revisions check_define dependencies migrate compact send send_many persistence conflicts restore replay view simulate timers can spawn subscriptions clock postpone diagram privileges security slice entity adapters
 # the router suite makes databases of its own and needs PL/Proxy; on a line
 # of its own so that test/valgrind/run (which reads the line above) leaves
 # out its minutes of PL/Proxy under valgrind

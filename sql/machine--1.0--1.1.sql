@@ -518,3 +518,51 @@ COMMENT ON TABLE machine.memory_postponed IS
 SELECT pg_catalog.pg_extension_config_dump('machine.postponed', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.memory_postponed', '');
 SELECT pg_catalog.pg_extension_config_dump('machine.postponed_seq', '');
+
+/*
+ * Compaction: machine_compact removes the journal rows and snapshots that a
+ * newer snapshot covers; each actor's horizon is kept here, so that a fold
+ * that would need what was removed fails clearly.
+ */
+CREATE TABLE machine.compactions (
+	actor_id text PRIMARY KEY REFERENCES machine.instances (actor_id) ON DELETE CASCADE,
+	horizon bigint NOT NULL CHECK (horizon OPERATOR(pg_catalog.>=) 1),
+	compacted_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE machine.compactions IS
+	'the compaction horizon of each compacted actor: its journal rows up to it and its snapshots below it were removed';
+SELECT pg_catalog.pg_extension_config_dump('machine.compactions', '');
+
+CREATE VIEW machine.journal_stats WITH (security_barrier) AS
+	SELECT m.name AS machine,
+		   m.machine_type,
+		   (SELECT pg_catalog.count(*) FROM machine.instances i
+			 WHERE i.machine OPERATOR(pg_catalog.=) m.name) AS actors,
+		   (SELECT pg_catalog.count(*) FROM machine.instances i
+			  JOIN machine.events e ON e.actor_id OPERATOR(pg_catalog.=) i.actor_id
+			 WHERE i.machine OPERATOR(pg_catalog.=) m.name) AS journal_rows,
+		   (SELECT pg_catalog.count(*) FROM machine.instances i
+			  JOIN machine.snapshots s ON s.actor_id OPERATOR(pg_catalog.=) i.actor_id
+			 WHERE i.machine OPERATOR(pg_catalog.=) m.name) AS snapshots,
+		   (SELECT pg_catalog.count(*) FROM machine.instances i
+			  JOIN machine.compactions c ON c.actor_id OPERATOR(pg_catalog.=) i.actor_id
+			 WHERE i.machine OPERATOR(pg_catalog.=) m.name) AS compacted_actors,
+		   (SELECT pg_catalog.max(c.horizon) FROM machine.instances i
+			  JOIN machine.compactions c ON c.actor_id OPERATOR(pg_catalog.=) i.actor_id
+			 WHERE i.machine OPERATOR(pg_catalog.=) m.name) AS max_horizon,
+		   (SELECT pg_catalog.max(c.compacted_at) FROM machine.instances i
+			  JOIN machine.compactions c ON c.actor_id OPERATOR(pg_catalog.=) i.actor_id
+			 WHERE i.machine OPERATOR(pg_catalog.=) m.name) AS last_compacted_at
+	  FROM machine.machines m
+	 WHERE machine.may_read(m.owner, m.acl);
+COMMENT ON VIEW machine.journal_stats IS
+	'per machine the current role may read: actors, journal rows, snapshots, and how far machine_compact has gone (the built-in tables)';
+GRANT SELECT ON machine.journal_stats TO PUBLIC;
+
+CREATE FUNCTION machine_compact(machine text, keep interval DEFAULT NULL,
+								archive regclass DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'machine_compact'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine_compact(text, interval, regclass) IS
+	'remove (or move into archive) the journal rows and snapshots a newer snapshot covers; returns how many rows went';

@@ -25,6 +25,8 @@
  *	 check.c		machine_check_define: a redefinition's dry run
  *	 dependencies.c	the event triggers that keep machines' functions in place
  *	 migrate.c		a redefinition's "migrate" function run on every actor
+ *	 compact.c		machine_compact: journal rows and snapshots a newer
+ *					snapshot covers removed, or archived
  *	 simulate.c		the in-memory testing helpers
  *	 timers.c		durable timers and the maintenance pass
  *	 subtransaction.c	one item of a batch in a subtransaction of its own
@@ -61,6 +63,7 @@
 #define ERRCODE_MACHINE_ACTOR_DONE			MAKE_SQLSTATE('M','A','0','0','3')
 #define ERRCODE_MACHINE_REPLAY_DIVERGED		MAKE_SQLSTATE('M','A','0','0','4')
 #define ERRCODE_MACHINE_INVALID_RESULT		MAKE_SQLSTATE('M','A','0','0','5')
+#define ERRCODE_MACHINE_COMPACTED			MAKE_SQLSTATE('M','A','0','0','6')
 
 /*
  * The journal entries of machine_rewind and of a redefinition's migration:
@@ -271,6 +274,13 @@ extern void store_set_status(StoreKind kind, const char *actor_id,
 							 ActorStatus status);
 extern bool store_delete_actor(StoreKind kind, const char *actor_id);
 extern bool store_has_revisions(void);
+extern bool store_has_compactions(void);
+extern int64 store_compaction_horizon(StoreKind kind, const char *actor_id);
+extern bool store_subscription_limit(const char *machine_type, Datum *txid,
+									 int64 *position);
+extern Datum store_compact(Datum *ids, int n, Interval *keep, bool has_limit,
+						   Datum txid, int64 position, bool want_rows,
+						   int64 *events, int64 *snapshots, bool *rows_null);
 extern int64 store_find_idempotency_key(StoreKind kind, const char *actor_id,
 										const char *key);
 extern void store_append_event(StoreKind kind, const char *actor_id,

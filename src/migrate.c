@@ -104,16 +104,17 @@ machine_migrate_actors(const char *name, int32 from_revision)
 		while ((ids = store_fetch_actor_ids(portal, MIGRATE_BATCH,
 											batch_context)) != NIL)
 		{
-			MemoryContext old = MemoryContextSwitchTo(batch_context);
 			ListCell   *lc;
 
+			/* a connection of its own per batch: its memory goes with it */
+			SPI_connect();
 			foreach(lc, ids)
 			{
 				CHECK_FOR_INTERRUPTS();
 				if (migrate_actor(cm, lfirst(lc), from_revision))
 					migrated++;
 			}
-			MemoryContextSwitchTo(old);
+			SPI_finish();
 			MemoryContextReset(batch_context);
 		}
 		SPI_cursor_close(portal);

@@ -189,10 +189,25 @@ machine_fold(const char *actor_id, CompiledMachine *cm, Jsonb *initial_state,
 	MemoryContext step_context[2];
 	Jsonb	   *result;
 
+	int64		horizon = cm->adapter ? 0 :
+		store_compaction_horizon(cm->store, actor_id);
+
+	/* a history of a compacted actor starts at its horizon's snapshot */
+	if (from_start && horizon > 0 && upto >= horizon)
+		from_start = false;
 	if (!from_start)
 		snapshot = cm->adapter ?
 			adapter_load_snapshot(cm->adapter, actor_id, upto, &snapshot_version) :
 			store_latest_snapshot(cm->store, actor_id, upto, &snapshot_version);
+	if (horizon > 0 && snapshot_version < horizon && upto > snapshot_version)
+		ereport(ERROR,
+				(errcode(ERRCODE_MACHINE_COMPACTED),
+				 errmsg("versions of actor \"%s\" up to " INT64_FORMAT " were compacted",
+						actor_id, horizon),
+				 errdetail("Reaching version " INT64_FORMAT " needs journal rows or snapshots that machine_compact removed.",
+						   upto),
+				 errhint("Ask for version " INT64_FORMAT " or later, or look in the archive table the compaction was given, if any.",
+						 horizon)));
 	create_step_contexts(step_context);
 	fold_start(&f, actor_id, cm, snapshot ? snapshot : initial_state,
 			   snapshot_version, step_context);
