@@ -267,5 +267,35 @@ SELECT machine_send('fragile-1', '{"_tag": "Go"}');
 SELECT machine_define('fragile', '{"initial": "A", "states": {"A": {"on": {"Go": "A"}}}, "persistence": {}}');
 SELECT machine_drop('fragile', true);
 DROP SCHEMA ad_broken CASCADE;
+
+-- a timer sends as the role that armed it: the adapter's functions are
+-- code it runs, refused when their owner could not act as that role
+CREATE ROLE regress_adapter_lesser;
+CREATE ROLE regress_adapter_super SUPERUSER;
+CREATE SCHEMA ad_lesser AUTHORIZATION regress_adapter_lesser;
+SET ROLE regress_adapter_lesser;
+CREATE FUNCTION ad_lesser.append_event(actor_id text, version bigint, event jsonb, state_tag text)
+RETURNS void LANGUAGE sql AS $$ SELECT $$;
+CREATE FUNCTION ad_lesser.load_events(actor_id text, after_version bigint, upto_version bigint)
+RETURNS TABLE (version bigint, event jsonb, state_tag text, recorded_at timestamptz)
+LANGUAGE sql AS $$ SELECT NULL::bigint, NULL::jsonb, NULL::text, NULL::timestamptz WHERE false $$;
+CREATE FUNCTION ad_lesser.save_snapshot(actor_id text, version bigint, state jsonb, state_tag text)
+RETURNS void LANGUAGE sql AS $$ SELECT $$;
+CREATE FUNCTION ad_lesser.load_snapshot(actor_id text, max_version bigint, OUT version bigint, OUT state jsonb)
+RETURNS record LANGUAGE sql AS $$ SELECT NULL::bigint, NULL::jsonb $$;
+CREATE FUNCTION ad_lesser.delete_actor(actor_id text) RETURNS void LANGUAGE sql AS $$ SELECT $$;
+RESET ROLE;
+SELECT machine_define('lesser', '{"initial": "Wait", "states": {
+  "Wait": {"on": {"Due": "Done"}, "after": [{"delay": "1 hour", "event": {"_tag": "Due"}}]},
+  "Done": {}}, "persistence": {"adapter": "ad_lesser"}}');
+SET ROLE regress_adapter_super;
+SELECT machine_spawn('lesser-1', 'lesser');
+RESET ROLE;
+UPDATE machine.timers SET due_at = due_at - interval '2 hours' WHERE actor_id = 'lesser-1';
+SELECT timers_fired, timers_failed FROM machine_run_maintenance();
+SELECT machine_state('lesser-1');
+SELECT machine_drop('lesser', true);
+DROP SCHEMA ad_lesser CASCADE;
+DROP ROLE regress_adapter_lesser, regress_adapter_super;
 SELECT count(*) FROM machine.memory_instances;
 DROP ROLE regress_adapter_reader;
