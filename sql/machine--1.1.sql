@@ -818,3 +818,149 @@ AS 'MODULE_PATHNAME', 'machine_compact'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_compact(text, interval, regclass) IS
 	'remove (or move into archive) the journal rows and snapshots a newer snapshot covers; returns how many rows went';
+
+/*
+ * Scale-out: moving a slice of actors to another shard.  machine_router_move
+ * on a router exports the slice from its shard, imports it on the new one,
+ * then deletes it from the old one, unless an actor moved on meanwhile.
+ * They read and write the extension's tables directly (the built-in ones
+ * and the "memory" adapter's), so only their owner may call them.
+ */
+
+CREATE FUNCTION machine_slice_export(slice integer, slices integer)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result jsonb := '{}';
+	t text;
+	rows jsonb;
+BEGIN
+	IF slice IS NULL OR slices IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'slice and slices must not be NULL';
+	END IF;
+	IF slices < 1 OR slices > 65536 OR (slices & (slices - 1)) <> 0
+	   OR slice < 0 OR slice >= slices THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = format('slice %s is not one of %s slices', slice, slices),
+			DETAIL = 'The number of slices is a power of two from 1 to 65536; slices count from 0.';
+	END IF;
+	FOREACH t IN ARRAY ARRAY['instances', 'events', 'snapshots', 'timers', 'snapshots_due',
+							 'compactions', 'memory_instances', 'memory_events',
+							 'memory_snapshots', 'memory_timers', 'memory_snapshots_due'] LOOP
+		EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(r)), ''[]'') FROM machine.%I AS r
+						 WHERE @extschema@.machine_slice_of(r.actor_id, $1) = $2', t)
+		   INTO rows USING slices, slice;
+		result := result || jsonb_build_object(t, rows);
+	END LOOP;
+	RETURN result;
+END $$;
+REVOKE ALL ON FUNCTION machine_slice_export(integer, integer) FROM PUBLIC;
+COMMENT ON FUNCTION machine_slice_export(integer, integer) IS
+	'the rows of every actor of a slice, from every table of the extension, as JSON (for machine_router_move)';
+
+CREATE FUNCTION machine_slice_import(data jsonb)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p text;
+	n integer;
+	actors integer := 0;
+BEGIN
+	IF data IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'data must not be NULL';
+	END IF;
+	FOREACH p IN ARRAY ARRAY['', 'memory_'] LOOP
+		EXECUTE format('INSERT INTO machine.%I SELECT * FROM jsonb_populate_recordset(NULL::machine.%1$I, $1)',
+					   p || 'instances') USING coalesce(data -> (p || 'instances'), '[]');
+		GET DIAGNOSTICS n = ROW_COUNT;
+		actors := actors + n;
+		-- journal rows get positions of this shard, in their order there
+		EXECUTE format('INSERT INTO machine.%I (actor_id, version, event, state_tag, recorded_at, revision)
+						SELECT actor_id, version, event, state_tag, recorded_at, revision
+						  FROM jsonb_populate_recordset(NULL::machine.%1$I, $1) ORDER BY position',
+					   p || 'events') USING coalesce(data -> (p || 'events'), '[]');
+		EXECUTE format('INSERT INTO machine.%I SELECT * FROM jsonb_populate_recordset(NULL::machine.%1$I, $1)',
+					   p || 'snapshots') USING coalesce(data -> (p || 'snapshots'), '[]');
+		EXECUTE format('INSERT INTO machine.%I (actor_id, armed_version, seq, state_tag, event, due_at, armed_by)
+						SELECT actor_id, armed_version, seq, state_tag, event, due_at, armed_by
+						  FROM jsonb_populate_recordset(NULL::machine.%1$I, $1)',
+					   p || 'timers') USING coalesce(data -> (p || 'timers'), '[]');
+		EXECUTE format('INSERT INTO machine.%I SELECT * FROM jsonb_populate_recordset(NULL::machine.%1$I, $1)',
+					   p || 'snapshots_due') USING coalesce(data -> (p || 'snapshots_due'), '[]');
+	END LOOP;
+	INSERT INTO machine.compactions
+		SELECT * FROM jsonb_populate_recordset(NULL::machine.compactions,
+											   coalesce(data -> 'compactions', '[]'));
+	RETURN actors;
+END $$;
+REVOKE ALL ON FUNCTION machine_slice_import(jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION machine_slice_import(jsonb) IS
+	'insert the rows machine_slice_export returned; returns how many actors (for machine_router_move)';
+
+CREATE FUNCTION machine_slice_delete(slice integer, slices integer, versions jsonb DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t text;
+	n integer;
+	actors integer := 0;
+	changed text;
+	ids text[] := '{}';
+	vers bigint[] := '{}';
+	some_ids text[];
+	some_vers bigint[];
+BEGIN
+	IF slice IS NULL OR slices IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = 'slice and slices must not be NULL';
+	END IF;
+	IF slices < 1 OR slices > 65536 OR (slices & (slices - 1)) <> 0
+	   OR slice < 0 OR slice >= slices THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = format('slice %s is not one of %s slices', slice, slices),
+			DETAIL = 'The number of slices is a power of two from 1 to 65536; slices count from 0.';
+	END IF;
+	-- lock the slice's actors: their writers in flight (timers) finish first
+	FOREACH t IN ARRAY ARRAY['instances', 'memory_instances'] LOOP
+		EXECUTE format('SELECT coalesce(array_agg(actor_id), ''{}''), coalesce(array_agg(version), ''{}'')
+						  FROM (SELECT actor_id, version FROM machine.%I
+								 WHERE @extschema@.machine_slice_of(actor_id, $1) = $2 FOR UPDATE) AS a', t)
+		   INTO some_ids, some_vers USING slices, slice;
+		ids := ids || some_ids;
+		vers := vers || some_vers;
+	END LOOP;
+	IF versions IS NOT NULL THEN
+		SELECT coalesce(a.actor_id, v.key) INTO changed
+		  FROM unnest(ids, vers) AS a(actor_id, version)
+		  FULL JOIN jsonb_each_text(versions) AS v ON v.key = a.actor_id
+		 WHERE a.version IS DISTINCT FROM v.value::bigint
+		 LIMIT 1;
+		IF FOUND THEN
+			RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+				MESSAGE = format('actor %L of slice %s changed while the slice was moved', changed, slice),
+				DETAIL = 'Its version is not the one that was copied to the new shard; the copy there was removed again.',
+				HINT = 'Retry machine_router_move.';
+		END IF;
+	END IF;
+	FOREACH t IN ARRAY ARRAY['events', 'snapshots', 'timers', 'snapshots_due', 'compactions', 'instances',
+							 'memory_events', 'memory_snapshots', 'memory_timers',
+							 'memory_snapshots_due', 'memory_instances'] LOOP
+		EXECUTE format('DELETE FROM machine.%I WHERE actor_id = ANY ($1)', t) USING ids;
+		IF t LIKE '%instances' THEN
+			GET DIAGNOSTICS n = ROW_COUNT;
+			actors := actors + n;
+		END IF;
+	END LOOP;
+	RETURN actors;
+END $$;
+REVOKE ALL ON FUNCTION machine_slice_delete(integer, integer, jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION machine_slice_delete(integer, integer, jsonb) IS
+	'delete every actor of a slice with its rows, provided each is at the version given (for machine_router_move)';

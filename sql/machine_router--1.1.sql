@@ -33,11 +33,13 @@ GRANT SELECT ON machine_router.slices TO PUBLIC;
 /*
  * The slice hash, for RUN ON: PL/Proxy masks it with (partitions - 1).  Not
  * strict: a NULL id goes to slice 0, whose shard refuses it as it would.
+ * Volatile: it takes the lock that holds routed calls back while their
+ * slice is being moved (machine_router_move).
  */
 CREATE FUNCTION machine_router.hash(actor_id text)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'machine_router_hash'
-LANGUAGE C IMMUTABLE PARALLEL SAFE;
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_router.hash(text) IS
 	'the 32-bit slice hash of an actor id; its low bits are the slice';
 
@@ -388,3 +390,108 @@ CREATE VIEW machine.actors AS
 COMMENT ON VIEW machine.actors IS
 	'the actor registry of every shard: one row per actor';
 GRANT SELECT ON machine.actors TO PUBLIC;
+
+/* Moving a slice to another shard */
+
+CREATE FUNCTION machine_router.hold_slice(slice integer, slices integer)
+RETURNS void
+AS 'MODULE_PATHNAME', 'machine_router_hold_slice'
+LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION machine_router.hold_slice(integer, integer) FROM PUBLIC;
+COMMENT ON FUNCTION machine_router.hold_slice(integer, integer) IS
+	'wait for the routed calls of a slice in flight and hold new ones back until the transaction ends';
+
+CREATE FUNCTION machine_router.export_at(part integer, slice integer, slices integer)
+RETURNS jsonb
+LANGUAGE plproxy AS $$
+	CLUSTER 'machine';
+	RUN ON part;
+	SELECT @extschema@.machine_slice_export(slice, slices);
+$$;
+REVOKE ALL ON FUNCTION machine_router.export_at(integer, integer, integer) FROM PUBLIC;
+
+CREATE FUNCTION machine_router.delete_at(part integer, slice integer, slices integer, versions jsonb)
+RETURNS integer
+LANGUAGE plproxy AS $$
+	CLUSTER 'machine';
+	RUN ON part;
+	SELECT @extschema@.machine_slice_delete(slice, slices, versions);
+$$;
+REVOKE ALL ON FUNCTION machine_router.delete_at(integer, integer, integer, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION machine_router.import_to(shard text, data jsonb)
+RETURNS integer
+LANGUAGE plproxy AS $$
+	CONNECT shard;
+	SELECT @extschema@.machine_slice_import(data);
+$$;
+REVOKE ALL ON FUNCTION machine_router.import_to(text, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION machine_router.delete_on(shard text, slice integer, slices integer)
+RETURNS integer
+LANGUAGE plproxy AS $$
+	CONNECT shard;
+	SELECT @extschema@.machine_slice_delete(slice, slices, NULL);
+$$;
+REVOKE ALL ON FUNCTION machine_router.delete_on(text, integer, integer) FROM PUBLIC;
+
+CREATE FUNCTION machine_router_move(slice integer, to_shard text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	nslices integer;
+	from_shard text;
+	data jsonb;
+	versions jsonb;
+	moved integer;
+BEGIN
+	IF slice IS NULL OR to_shard IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+			MESSAGE = format('%s must not be NULL', CASE WHEN slice IS NULL THEN 'slice' ELSE 'to_shard' END);
+	END IF;
+	SELECT count(*) INTO nslices FROM machine_router.slices;
+	IF nslices = 0 THEN
+		RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'the router is not configured',
+			HINT = 'Map the slices to shards with machine_router_configure first.';
+	END IF;
+	IF slice < 0 OR slice >= nslices THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = format('there is no slice %s', slice),
+			DETAIL = format('The router has slices 0 to %s.', nslices - 1);
+	END IF;
+	IF btrim(to_shard) = '' THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'a shard''s connection string must not be empty';
+	END IF;
+	SELECT s.shard INTO from_shard FROM machine_router.slices AS s
+	 WHERE s.slice = machine_router_move.slice FOR UPDATE;
+	IF from_shard = to_shard THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = format('slice %s is on that shard already', slice);
+	END IF;
+
+	-- routed calls of the slice in flight finish, new ones wait
+	PERFORM machine_router.hold_slice(slice, nslices);
+	data := machine_router.export_at(slice, slice, nslices);
+	SELECT coalesce(jsonb_object_agg(i ->> 'actor_id', (i ->> 'version')::bigint), '{}')
+	  INTO versions
+	  FROM jsonb_array_elements((data -> 'instances') || (data -> 'memory_instances')) AS i;
+	moved := machine_router.import_to(to_shard, data);
+	BEGIN
+		PERFORM machine_router.delete_at(slice, slice, nslices, versions);
+	EXCEPTION WHEN OTHERS THEN
+		-- an actor moved on at the old shard (a timer): keep it there
+		PERFORM machine_router.delete_on(to_shard, slice, nslices);
+		RAISE;
+	END;
+	UPDATE machine_router.slices AS s SET shard = to_shard
+	 WHERE s.slice = machine_router_move.slice;
+	EXECUTE format('ALTER SERVER machine OPTIONS (SET %I %L)', 'p' || slice, to_shard);
+	RETURN moved;
+END $$;
+REVOKE ALL ON FUNCTION machine_router_move(integer, text) FROM PUBLIC;
+COMMENT ON FUNCTION machine_router_move(integer, text) IS
+	'move the actors of a slice, with their journal, snapshots and timers, to another shard, and route the slice there';

@@ -97,11 +97,53 @@ SELECT call, pg_temp.sqlstate_of(stmt) FROM (VALUES
   ('null event', $$SELECT machine_send('c-1', NULL)$$)
   ) AS calls(call, stmt);
 
+-- moving a slice with its journal, snapshots and timers
+SELECT machine_define('ticker', '{"initial": "On", "states": {"On": {"on": {"Tick": "On"},
+  "after": [{"delay": "1 hour", "event": {"_tag": "Tick"}}]}}, "persistence": {"snapshotSchedule": "every 1"}}');
+SELECT count(machine_spawn('t-' || i, 'ticker')) FROM generate_series(1, 30) AS i;
+SELECT count(machine_send('t-' || i, '{"_tag": "Tick"}')) FROM generate_series(1, 30) AS i;
+SELECT count(*) AS actors_in_slice_2,
+       count(*) FILTER (WHERE machine = 'ticker') AS tickers_in_slice_2
+  FROM machine.actors WHERE machine_slice_of(id, 8) = 2 \gset
+SELECT machine_router_move(2, :'shard_b') = :actors_in_slice_2 AS moved_all;
+SELECT slice, replace(replace(shard, :'shard_a', 'shard_a'), :'shard_b', 'shard_b') AS shard
+  FROM machine_router_slices() WHERE slice = 2;
+SELECT count(*) = :tickers_in_slice_2 AS all_listed, bool_and(version = 1) AS versions_kept
+  FROM machine.actors WHERE machine_slice_of(id, 8) = 2 AND machine = 'ticker';
+SELECT bool_and(machine_send(id, '{"_tag": "Tick"}') IS NOT NULL) AS sends_work,
+       bool_and(machine_version(id) = 2) AS versions_go_on
+  FROM machine.actors WHERE machine_slice_of(id, 8) = 2 AND machine = 'ticker';
+\c regress_shard_a
+SELECT count(*) AS left_on_a FROM machine.instances WHERE machine_slice_of(actor_id, 8) = 2;
+SELECT count(*) AS journal_left_on_a FROM machine.events WHERE machine_slice_of(actor_id, 8) = 2;
+\c regress_shard_b
+SELECT count(*) > 0 AS timers_on_b FROM machine.timers WHERE machine_slice_of(actor_id, 8) = 2;
+SELECT count(*) > 0 AS snapshots_on_b FROM machine.snapshots WHERE machine_slice_of(actor_id, 8) = 2;
+SELECT bool_and(e.version <= i.version) AS journal_on_b
+  FROM machine.events e JOIN machine.instances i USING (actor_id)
+ WHERE machine_slice_of(actor_id, 8) = 2;
+\c regress_router
+-- and back
+SELECT machine_router_move(2, :'shard_a') = :actors_in_slice_2 AS moved_back;
+SELECT count(*) FILTER (WHERE machine_version(id) = 2) = :tickers_in_slice_2 AS versions_kept
+  FROM machine.actors WHERE machine_slice_of(id, 8) = 2 AND machine = 'ticker';
+-- bad moves change nothing
+SELECT machine_router_move(2, :'shard_a');
+SELECT machine_router_move(8, :'shard_b');
+SELECT machine_router_move(-1, :'shard_b');
+SELECT machine_router_move(NULL, :'shard_b');
+SELECT machine_router_move(2, '');
+BEGIN;
+SELECT machine_router_move(2, :'shard_b');
+ROLLBACK;
+SELECT machine_drop('ticker', true);
+
 -- (privileges through the router, which connects to the shards as the
 -- calling role, are tested in test/t/011_scale_out.pl, whose servers let
 -- every role log in)
 SET ROLE regress_router_nobody;
 SELECT machine_router_configure(ARRAY['dbname=x'], 8);
+SELECT machine_router_move(2, 'dbname=x');
 RESET ROLE;
 
 -- delete, drop on every shard

@@ -11,17 +11,42 @@
  * (partitions - 1), which is exactly machine_slice_of(actor_id, slices),
  * so routing needs no lookup of the number of slices.
  *
+ * Moving a slice.  Every routed call takes a lock on its actor's sub-slice
+ * (the hash's low 10 bits: a slice of up to 1024 slices is a set of them,
+ * one of more slices a part of one) in share mode, until the router's
+ * transaction ends; machine_router_move takes the slice's sub-slices in
+ * exclusive mode.  So
+ * a move waits for the calls in flight, and calls that come during a move
+ * wait for it.  Such a call has read PL/Proxy's map of partitions before
+ * it waited, and the map may now be stale: it fails with a retryable
+ * serialization failure instead of going to the shard that kept the slice.
+ * The locks are advisory locks of a key space of their own (field 4 is
+ * neither 1 nor 2, which pg_advisory_lock uses).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/inval.h"
 #include "utils/builtins.h"
 
 #include "slice.h"
 
 PG_MODULE_MAGIC;
+
+#define ROUTER_LOCK_SPACE 0x4D52	/* "MR": advisory locks of routed calls */
+#define ROUTER_SUBSLICES 1024
+
+static void
+router_locktag(LOCKTAG *tag, uint32 subslice)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, subslice, 0, ROUTER_LOCK_SPACE);
+}
 
 /* The 32-bit slice hash of an id's UTF-8 bytes */
 static uint32_t
@@ -55,9 +80,59 @@ PG_FUNCTION_INFO_V1(machine_router_hash);
 Datum
 machine_router_hash(PG_FUNCTION_ARGS)
 {
-	if (PG_ARGISNULL(0))
-		PG_RETURN_INT32(0);
-	PG_RETURN_INT32((int32) router_hash_text(PG_GETARG_TEXT_PP(0)));
+	uint32_t	hash;
+	LOCKTAG		tag;
+
+	hash = PG_ARGISNULL(0) ? 0 : router_hash_text(PG_GETARG_TEXT_PP(0));
+	router_locktag(&tag, hash % ROUTER_SUBSLICES);
+	if (LockAcquire(&tag, ShareLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+	{
+		/* a move of the slice is under way: wait for it, then retry */
+		(void) LockAcquire(&tag, ShareLock, false, false);
+		/* a retry in this transaction must see the new routing */
+		AcceptInvalidationMessages();
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("the slice of actor \"%s\" was moved to another shard during the call",
+						PG_ARGISNULL(0) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(0))),
+				 errdetail("The call waited for machine_router_move and was not sent to any shard."),
+				 errhint("Retry the call: it goes to the slice's new shard.")));
+	}
+	PG_RETURN_INT32((int32) hash);
+}
+
+/*
+ * machine_router.hold_slice(slice integer, slices integer) RETURNS void
+ *
+ * Wait for the routed calls in flight on the slice and hold new ones back
+ * until the transaction ends.  Refused in a transaction block: the shards
+ * commit each step of a move at once, so the router's part (the new
+ * routing) must commit right after, not at a COMMIT that may never come.
+ */
+PG_FUNCTION_INFO_V1(machine_router_hold_slice);
+Datum
+machine_router_hold_slice(PG_FUNCTION_ARGS)
+{
+	int32		slice = PG_GETARG_INT32(0);
+	int32		slices = PG_GETARG_INT32(1);
+	LOCKTAG		tag;
+
+	if (!machine_slices_valid(slices) || slice < 0 || slice >= slices)
+		elog(ERROR, "slice %d of %d is out of range", slice, slices);
+	if (IsTransactionBlock())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("machine_router_move cannot run inside a transaction block"),
+				 errdetail("The shards commit each step of a move at once; the router must commit the new routing right after."),
+				 errhint("Call it on its own, outside BEGIN and COMMIT.")));
+	/* with more slices than sub-slices, a slice is part of one */
+	for (uint32 k = (uint32) slice % ROUTER_SUBSLICES; k < ROUTER_SUBSLICES;
+		 k += (uint32) slices)
+	{
+		router_locktag(&tag, k);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	}
+	PG_RETURN_VOID();
 }
 
 /*

@@ -16,7 +16,8 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time);
+use Time::HiRes qw(time sleep);
+use IPC::Run;
 
 my $started = time;
 my $nshards = 4;
@@ -212,6 +213,98 @@ is($router->safe_psql('postgres',
 		FROM machine_router_check() WHERE machine = 'acct'}),
 	"shard1:1 shard2:1 shard3:2 shard4:1", 'machine_router_check lists every shard\'s revision of a machine that differs');
 
+# a slice moved under load: 20 actors of one slice take sends from four
+# clients while the slice moves from shard 2 to 3, to 1 and to 3; a send that
+# met a move is retried by its client.  Each acknowledged send is in the
+# journal once, the journal has no gap, and the state is its fold.
+for my $i (1 .. $nshards)
+{
+	on_shard($i, q{
+		CREATE FUNCTION bump(state jsonb, event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+			SELECT state || jsonb_build_object('n', coalesce((state->>'n')::int, 0) + 1,
+											   'tok', event->'tok') $$;
+	});
+}
+$router->safe_psql('postgres', q{
+	SELECT machine_define('mover', '{"initial": "A", "states": {"A": {"on": {"Add": {"target": "A", "handler": "bump"}}}},
+									 "persistence": {"snapshotSchedule": "every 5"}}');
+	CREATE TABLE movers (k int PRIMARY KEY, id text);
+	INSERT INTO movers
+		SELECT row_number() OVER (ORDER BY i), 'mv-' || i
+		  FROM generate_series(1, 100000) AS i
+		 WHERE machine_slice_of('mv-' || i) = 300
+		 ORDER BY i LIMIT 20;
+	SELECT count(machine_spawn(id, 'mover')) FROM movers;
+	CREATE SEQUENCE tok;
+	CREATE TABLE acked (id text, tok bigint);
+	CREATE TABLE retried (id text);
+	CREATE FUNCTION send_retry(a int) RETURNS void LANGUAGE plpgsql AS $$
+	DECLARE
+		actor text := (SELECT id FROM movers WHERE k = a);
+		t bigint := nextval('tok');
+		tries int := 0;
+	BEGIN
+		LOOP
+			BEGIN
+				PERFORM machine_send(actor, jsonb_build_object('_tag', 'Add', 'tok', t));
+				INSERT INTO acked VALUES (actor, t);
+				INSERT INTO retried SELECT actor FROM generate_series(1, tries);
+				RETURN;
+			EXCEPTION WHEN serialization_failure THEN
+				tries := tries + 1;
+				IF tries > 200 THEN RAISE; END IF;
+				PERFORM pg_sleep(0.01);
+			END;
+		END LOOP;
+	END $$;
+});
+is($router->safe_psql('postgres', 'SELECT count(*) FROM movers'), '20', '20 actors of slice 300');
+my $in300 = $router->safe_psql('postgres',
+	'SELECT count(*) FROM machine.actors WHERE machine_slice_of(id) = 300');
+my $script = "$PostgreSQL::Test::Utils::tmp_check/send_retry.sql";
+PostgreSQL::Test::Utils::append_to_file($script, "\\set a random(1, 20)\nSELECT send_retry(:a);\n");
+my ($pgb_out, $pgb_err) = ('', '');
+my $pgbench = IPC::Run::start(
+	[ 'pgbench', '-n', '-c', '4', '-j', '2', '-T', '6', '-f', $script,
+	  '-h', $router->host, '-p', $router->port, 'postgres' ],
+	'>', \$pgb_out, '2>', \$pgb_err);
+my @moves;
+for my $to (3, 1, 3)
+{
+	sleep 1.2;
+	push @moves, $router->safe_psql('postgres',
+		"SELECT machine_router_move(300, '$connstrs[$to - 1]')");
+}
+$pgbench->finish;
+note("moves carried @moves actors; pgbench: " . join(' ', grep { /tps|processed/ } split /\n/, $pgb_out));
+is($?, 0, 'the clients finished without an error') or diag($pgb_err);
+is("@moves", "$in300 $in300 $in300", "each move carried the slice's $in300 actors");
+is($router->safe_psql('postgres', q{SELECT split_part(shard, 'dbname=', 2) FROM machine_router_slices() WHERE slice = 300}),
+	'shard3', 'slice 300 is routed to its last shard');
+is(join(',', map { on_shard($_, q{SELECT count(*) FROM machine.instances WHERE machine_slice_of(actor_id) = 300}) } 1 .. $nshards),
+	"0,0,$in300,0", 'its actors are on that shard only');
+is(join(',', map { on_shard($_, q{SELECT count(*) FROM machine.events WHERE machine_slice_of(actor_id) = 300}) } 1, 2, 4),
+	'0,0,0', 'and so is their journal');
+my $acked = $router->safe_psql('postgres', 'SELECT count(*) FROM acked');
+note("acknowledged sends: $acked; retried after meeting a move: " . $router->safe_psql('postgres', 'SELECT count(*) FROM retried'));
+ok($acked > 50, 'sends went on during the moves');
+is($router->safe_psql('postgres', q{
+	WITH journal AS (
+		SELECT m.id, h.version, (h.event ->> 'tok')::bigint AS tok
+		  FROM movers AS m, LATERAL machine_history(m.id) AS h)
+	SELECT (SELECT count(*) FROM journal),
+		   (SELECT count(DISTINCT tok) FROM journal),
+		   (SELECT count(*) FROM journal j FULL JOIN acked a USING (id, tok) WHERE j.tok IS NULL OR a.tok IS NULL),
+		   (SELECT count(*) FROM movers m
+			 WHERE machine_version(m.id) <> (SELECT count(*) FROM journal j WHERE j.id = m.id)
+				OR machine_version(m.id) <> coalesce((SELECT max(version) FROM journal j WHERE j.id = m.id), 0)),
+		   (SELECT count(*) FROM movers m
+			 WHERE (machine_state(m.id) ->> 'n')::bigint IS DISTINCT FROM nullif(machine_version(m.id), 0)
+				OR machine_state(m.id) -> 'tok' IS DISTINCT FROM
+				   (SELECT event -> 'tok' FROM machine_history(m.id) ORDER BY version DESC LIMIT 1))
+}), "$acked|$acked|0|0|0",
+	'every acknowledged send is in the journal exactly once, without gaps, and each state is the fold of its journal');
+
 # a shard that is down fails only its own actors' calls, naming it
 my $on2 = $router->safe_psql('postgres',
 	q{SELECT id FROM machine.actors WHERE machine_slice_of(id) BETWEEN 256 AND 511 ORDER BY id LIMIT 1});
@@ -240,7 +333,7 @@ is($router->safe_psql('postgres',
 	'9', 'once the shard is back, its actors are served again');
 is($router->safe_psql('postgres',
 	'SET client_min_messages = warning; SELECT count(*) FROM machine.actors'),
-	$nactors + 200, 'and the view sees every shard again');
+	$nactors + 200 + 20, 'and the view sees every shard again');
 
 note(sprintf('011_scale_out took %.1f s', time - $started));
 $_->stop for ($router, @shards);
