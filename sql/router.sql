@@ -98,8 +98,10 @@ SELECT call, pg_temp.sqlstate_of(stmt) FROM (VALUES
   ) AS calls(call, stmt);
 
 -- moving a slice with its journal, snapshots and timers
+SET client_min_messages = warning;	-- each shard's notice of timers without a worker
 SELECT machine_define('ticker', '{"initial": "On", "states": {"On": {"on": {"Tick": "On"},
   "after": [{"delay": "1 hour", "event": {"_tag": "Tick"}}]}}, "persistence": {"snapshotSchedule": "every 1"}}');
+RESET client_min_messages;
 SELECT count(machine_spawn('t-' || i, 'ticker')) FROM generate_series(1, 30) AS i;
 SELECT count(machine_send('t-' || i, '{"_tag": "Tick"}')) FROM generate_series(1, 30) AS i;
 SELECT count(*) AS actors_in_slice_2,
@@ -148,7 +150,13 @@ RESET ROLE;
 
 -- delete, drop on every shard
 SELECT machine_delete('c-1'), machine_state('c-1');
-SELECT machine_drop('counter');
+-- (both shards refuse; which one answers first varies)
+DO $$
+BEGIN
+	PERFORM machine_drop('counter');
+EXCEPTION WHEN dependent_objects_still_exist THEN
+	RAISE NOTICE 'refused: %', regexp_replace(SQLERRM, 'regress_shard_[ab]', 'a shard');
+END $$;
 SELECT machine_drop('counter', true);
 SELECT count(*) FROM machine.actors;
 SELECT machine_drop('counter', true);
