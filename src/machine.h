@@ -387,6 +387,12 @@ typedef enum DirectTableId
 
 extern bool store_direct_usable(StoreKind kind, DirectTableId table);
 extern void store_direct_forget(Oid relid);
+extern void store_direct_scan_events_of(StoreKind kind, Datum *ids,
+										Datum *afters, Datum *uptos, int n,
+										EventCallback callback, void *arg);
+extern void store_direct_latest_snapshots(StoreKind kind, Datum *ids,
+										  Datum *uptos, int n, Jsonb **states,
+										  int64 *versions);
 extern void store_direct_arm_timer(StoreKind kind, const char *actor_id,
 								   int64 version, int seq, const char *tag,
 								   Jsonb *event, int64 delay_us, Oid role);

@@ -1398,11 +1398,15 @@ void
 store_latest_snapshots(StoreKind kind, Datum *ids, Datum *uptos, int n,
 					   Jsonb **states, int64 *versions)
 {
-	Datum		values[2] = {
-		PointerGetDatum(text_array(ids, n)),
-		PointerGetDatum(int8_array(uptos, n)),
-	};
+	Datum		values[2];
 
+	if (store_direct_usable(kind, DIRECT_SNAPSHOTS))
+	{
+		store_direct_latest_snapshots(kind, ids, uptos, n, states, versions);
+		return;
+	}
+	values[0] = PointerGetDatum(text_array(ids, n));
+	values[1] = PointerGetDatum(int8_array(uptos, n));
 	run_in(kind, &latest_snapshots_query, values, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -1423,12 +1427,16 @@ void
 store_scan_events_of(StoreKind kind, Datum *ids, Datum *afters, Datum *uptos,
 					 int n, EventCallback callback, void *arg)
 {
-	Datum		values[3] = {
-		PointerGetDatum(text_array(ids, n)),
-		PointerGetDatum(int8_array(afters, n)),
-		PointerGetDatum(int8_array(uptos, n)),
-	};
+	Datum		values[3];
 
+	if (store_direct_usable(kind, DIRECT_EVENTS))
+	{
+		store_direct_scan_events_of(kind, ids, afters, uptos, n, callback, arg);
+		return;
+	}
+	values[0] = PointerGetDatum(text_array(ids, n));
+	values[1] = PointerGetDatum(int8_array(afters, n));
+	values[2] = PointerGetDatum(int8_array(uptos, n));
 	fetch_journal(kind, store_has_revisions() ? &scan_events_of_query :
 				  &scan_events_of_1_0_query, values, true, callback, arg);
 }

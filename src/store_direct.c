@@ -54,6 +54,7 @@
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/xid8.h"
@@ -775,4 +776,115 @@ store_direct_arm_timer(StoreKind kind, const char *actor_id, int64 version,
 	(void) insert_index_entries(&ot, slot, false, false);
 	ExecDropSingleTupleTableSlot(slot);
 	close_table(&ot);
+}
+
+/*
+ * Call back for each journal row of each actor ids[i] with afters[i] <
+ * version <= uptos[i], by position in the arrays, then version: a forward
+ * scan of the primary key per actor, which returns the rows in key order
+ * with no sort and no cursor.  Each row's values live until its callback
+ * returns.
+ */
+void
+store_direct_scan_events_of(StoreKind kind, Datum *ids, Datum *afters,
+							Datum *uptos, int n, EventCallback callback,
+							void *arg)
+{
+	DirectTable *t = &all_tables[kind][EVENTS];
+	MemoryContext row_context = AllocSetContextCreate(CurrentMemoryContext,
+													  "machine journal row",
+													  ALLOCSET_SMALL_SIZES);
+	Snapshot	snapshot;
+	Relation	rel;
+	Relation	index;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	ScanKeyData keys[3];
+
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	rel = open_direct(t, AccessShareLock);
+	index = index_open(t->pkey, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, index, snapshot, 3, 0);
+	for (int i = 0; i < n; i++)
+	{
+		ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   index->rd_indcollation[0], F_TEXTEQ, ids[i]);
+		ScanKeyEntryInitialize(&keys[1], 0, 2, BTGreaterStrategyNumber,
+							   InvalidOid, InvalidOid, F_INT8GT, afters[i]);
+		ScanKeyEntryInitialize(&keys[2], 0, 2, BTLessEqualStrategyNumber,
+							   InvalidOid, InvalidOid, F_INT8LE, uptos[i]);
+		index_rescan(scan, keys, 3, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			MemoryContext old = MemoryContextSwitchTo(row_context);
+			JournalEntry entry;
+
+			CHECK_FOR_INTERRUPTS();
+			slot_getallattrs(slot);
+			entry.pos = i;
+			entry.version = DatumGetInt64(slot->tts_values[Anum_events_version - 1]);
+			entry.event = DatumGetJsonbP(slot->tts_values[Anum_events_event - 1]);
+			entry.state_tag = TextDatumGetCString(slot->tts_values[Anum_events_state_tag - 1]);
+			entry.recorded_at = slot->tts_values[Anum_events_recorded_at - 1];
+			entry.revision = slot->tts_isnull[Anum_events_revision - 1] ? -1 :
+				DatumGetInt32(slot->tts_values[Anum_events_revision - 1]);
+			MemoryContextSwitchTo(old);
+			callback(&entry, arg);
+			MemoryContextReset(row_context);
+		}
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	UnregisterSnapshot(snapshot);
+	MemoryContextDelete(row_context);
+}
+
+/*
+ * The latest snapshot of each actor ids[i] at or below uptos[i]: a backward
+ * probe of the primary key each.  An actor without one is left as it is.
+ */
+void
+store_direct_latest_snapshots(StoreKind kind, Datum *ids, Datum *uptos,
+							  int n, Jsonb **states, int64 *versions)
+{
+	DirectTable *t = &all_tables[kind][SNAPSHOTS];
+	Snapshot	snapshot;
+	Relation	rel;
+	Relation	index;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	rel = open_direct(t, AccessShareLock);
+	index = index_open(t->pkey, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, index, snapshot, 2, 0);
+	for (int i = 0; i < n; i++)
+	{
+		ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   index->rd_indcollation[0], F_TEXTEQ, ids[i]);
+		ScanKeyEntryInitialize(&keys[1], 0, 2, BTLessEqualStrategyNumber,
+							   InvalidOid, InvalidOid, F_INT8LE, uptos[i]);
+		index_rescan(scan, keys, 2, NULL, 0);
+		if (index_getnext_slot(scan, BackwardScanDirection, slot))
+		{
+			bool		isnull;
+
+			versions[i] = DatumGetInt64(slot_getattr(slot, Anum_snapshots_version,
+													 &isnull));
+			states[i] = DatumGetJsonbPCopy(slot_getattr(slot, Anum_snapshots_state,
+														&isnull));
+		}
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	UnregisterSnapshot(snapshot);
 }
