@@ -99,3 +99,10 @@ SELECT machine_state_at('nobody', now()) IS NULL AS unknown,
 SELECT machine_define('clock_volatile', '{"initial": "A", "states": {"A": {"on": {"Go": "A"}}}}') \g /dev/null
 SELECT machine_spawn('clock-v', 'clock_volatile') \g /dev/null
 SELECT machine_state_at('clock-v', now());
+
+-- after machine_compact, a time whose journal rows were removed is refused
+SELECT machine_compact('clock_offer') > 0 AS compacted;
+SELECT horizon FROM machine.compactions WHERE actor_id = 'clock-past';
+SELECT machine_state_at('clock-past', '2026-01-01 11:30+00');
+SELECT machine_state_at('clock-past', '2026-01-01 13:00+00');
+SELECT machine_state_at('clock-past', '2026-01-01 09:00+00') IS NULL AS before_spawn;

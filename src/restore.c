@@ -767,7 +767,19 @@ machine_state_at(PG_FUNCTION_ARGS)
 			int64		version = cm->adapter ?
 				adapter_version_at(cm, actor_id, row.version, at) :
 				store_version_at(row.store, actor_id, at);
+			int64		horizon = cm->adapter || version >= 0 ? 0 :
+				store_compaction_horizon(row.store, actor_id);
 
+			/* no row left by then: the spawn state, unless rows were removed */
+			if (horizon > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_MACHINE_COMPACTED),
+						 errmsg("the state of actor \"%s\" at that time was compacted",
+								actor_id),
+						 errdetail("machine_compact removed its journal up to version " INT64_FORMAT ", and no row left was recorded by then.",
+								   horizon),
+						 errhint("Ask for a time at or after the recording of version " INT64_FORMAT ".",
+								 horizon + 1)));
 			state = actor_state_at(actor_id, &row, cm, Max(version, 0));
 			state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(state), false, -1);
 		}
