@@ -65,9 +65,16 @@ DROP FUNCTION dep.ok(jsonb, jsonb);
 SELECT machine_define('dep_n', '{"initial": "A", "states": {"A": {"on": {"Go": {"target": "A", "guard": "dep.ok"}}}}}');
 DROP FUNCTION dep.ok(jsonb, jsonb);
 
+-- a migration and an upcaster are held like the others
+CREATE FUNCTION dep.same(state jsonb, revision integer) RETURNS jsonb
+LANGUAGE sql AS $$ SELECT state $$;
+SELECT machine_define('dep_n', '{"initial": "A", "states": {"A": {"on": {"Go": {"target": "A", "guard": "dep.ok"}}}},
+                                 "migrate": "dep.same", "upcast": "dep.same"}');
+DROP FUNCTION dep.same(jsonb, integer);
+
 -- dropping the machines releases the functions
 SELECT machine_drop('dep_m', cascade => true), machine_drop('dep_n');
-DROP FUNCTION dep.ok(jsonb, jsonb);
+DROP FUNCTION dep.ok(jsonb, jsonb), dep.same(jsonb, integer);
 
 -- the trigger function is for event triggers only
 SELECT machine.functions_changed();

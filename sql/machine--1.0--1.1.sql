@@ -460,6 +460,11 @@ CREATE EVENT TRIGGER machine_functions_altered ON ddl_command_end
 	EXECUTE FUNCTION machine.functions_changed();
 COMMENT ON EVENT TRIGGER machine_functions_altered IS
 	'refuse to rename or move a function that a machine''s current revision uses';
+CREATE EVENT TRIGGER machine_functions_altering ON ddl_command_start
+	WHEN TAG IN ('ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER SCHEMA')
+	EXECUTE FUNCTION machine.functions_changed();
+COMMENT ON EVENT TRIGGER machine_functions_altering IS
+	'note the functions of machines that are missing before an ALTER, which it is not refused for';
 
 /* Idempotent sends: a key kept with the journal row */
 

@@ -18,7 +18,9 @@
  *	 ddl_command_end	after ALTER FUNCTION, ALTER PROCEDURE, ALTER ROUTINE
  *						and ALTER SCHEMA (a rename or SET SCHEMA moves a
  *						function away from its stored name): every machine
- *						is checked.
+ *						is checked, but for the functions that did not
+ *						resolve when the command started, which a third
+ *						trigger on ddl_command_start notes.
  * A machine whose function no longer resolves makes the command fail with
  * an error that names the machine, the function and where the definition
  * uses it; the transaction rolls back, the function stays.  Replacing a
@@ -41,6 +43,7 @@
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 
 #include "machine.h"
 
@@ -61,6 +64,46 @@ lower_case(const char *text)
 	for (char *p = result; *p; p++)
 		*p = pg_tolower((unsigned char) *p);
 	return result;
+}
+
+/*
+ * The functions of machines that did not resolve when the ALTER being run
+ * started ("machine\nqualified name" strings, in TopMemoryContext): the
+ * command is refused only for what it breaks itself, not for a function
+ * dropped earlier while the triggers were disabled.
+ */
+static List *broken_before = NIL;
+static bool collecting = false;	/* at ddl_command_start: remember, refuse
+								 * nothing */
+
+static char *
+broken_key(const char *machine, const char *qualified)
+{
+	return psprintf("%s\n%s", machine, qualified);
+}
+
+/* Should a function that does not resolve now be let pass? */
+static bool
+let_pass(const char *machine, const char *qualified, bool dropping)
+{
+	char	   *key;
+	ListCell   *lc;
+
+	if (dropping)
+		return false;
+	key = broken_key(machine, qualified);
+	if (collecting)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		broken_before = lappend(broken_before, pstrdup(key));
+		MemoryContextSwitchTo(old);
+		return true;
+	}
+	foreach(lc, broken_before)
+		if (strcmp(lfirst(lc), key) == 0)
+			return true;
+	return false;
 }
 
 static bool
@@ -88,7 +131,8 @@ check_adapter(StoredMachine *m, const char *schema, Datum *dnames, int ndnames,
 
 		if (dnames && !name_in(qualified, dnames, ndnames))
 			continue;
-		if (adapter_function_exists(schema, i, &signature))
+		if (adapter_function_exists(schema, i, &signature) ||
+			let_pass(m->name, qualified, dnames != NULL))
 			continue;
 		if (dnames)
 			ereport(ERROR,
@@ -144,7 +188,8 @@ check_machine(StoredMachine *m, ArrayType *dropped, const char *tag)
 
 			if (dropped && !name_in(name, dnames, ndnames))
 				continue;
-			if (OidIsValid(machine_stored_function(fn->kind, name, &signature)))
+			if (OidIsValid(machine_stored_function(fn->kind, name, &signature)) ||
+				let_pass(m->name, name, dropped != NULL))
 				continue;
 			if (dropped)
 				ereport(ERROR,
@@ -201,6 +246,12 @@ machine_functions_changed(PG_FUNCTION_ARGS)
 	if (!machines_exist())
 		PG_RETURN_VOID();
 
+	collecting = strcmp(trigdata->event, "ddl_command_start") == 0;
+	if (collecting)
+	{
+		list_free_deep(broken_before);
+		broken_before = NIL;
+	}
 	SPI_connect();
 	if (strcmp(trigdata->event, "sql_drop") == 0)
 	{
