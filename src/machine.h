@@ -439,6 +439,8 @@ typedef struct DueTimer
 	Jsonb	   *event;
 	Oid			role;			/* who armed it: the timer sends as that role */
 } DueTimer;
+extern bool store_direct_take_timer(StoreKind kind, int64 timer_id,
+									DueTimer *timer);
 
 extern void store_arm_timer(StoreKind kind, const char *actor_id, int64 version, int seq,
 							const char *tag, Jsonb *event, int64 delay_us,

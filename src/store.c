@@ -1969,6 +1969,8 @@ store_take_timer(TimerRef *ref, DueTimer *timer)
 	Datum		values[1] = {Int64GetDatum(ref->timer_id)};
 	bool		isnull;
 
+	if (store_direct_usable(ref->kind, DIRECT_TIMERS))
+		return store_direct_take_timer(ref->kind, ref->timer_id, timer);
 	run_in(ref->kind, &take_timer_query, values, 1);
 	if (SPI_processed == 0)
 		return false;

@@ -888,3 +888,49 @@ store_direct_latest_snapshots(StoreKind kind, Datum *ids, Datum *uptos,
 	table_close(rel, AccessShareLock);
 	UnregisterSnapshot(snapshot);
 }
+
+/*
+ * Take a claimed timer out of its table and return it as it is now; false
+ * when it is gone.  The claim locked the row in this transaction, and an
+ * earlier timer of the same batch may have moved it (updated it) or
+ * cancelled it (deleted it) since: the scan after a new command sees
+ * either, and the delete meets no one else's change.
+ */
+bool
+store_direct_take_timer(StoreKind kind, int64 timer_id, DueTimer *timer)
+{
+	DirectTable *t = &all_tables[kind][TIMERS];
+	Snapshot	snapshot;
+	Relation	rel;
+	Relation	index;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	ScanKeyData key;
+	bool		found;
+
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	rel = open_direct(t, RowExclusiveLock);
+	index = index_open(t->pkey, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   InvalidOid, F_INT8EQ, Int64GetDatum(timer_id));
+	scan = index_beginscan(rel, index, snapshot, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	if (found)
+	{
+		slot_getallattrs(slot);
+		timer->actor_id = TextDatumGetCString(slot->tts_values[Anum_timers_actor_id - 1]);
+		timer->armed_version = DatumGetInt64(slot->tts_values[Anum_timers_armed_version - 1]);
+		timer->event = DatumGetJsonbPCopy(slot->tts_values[Anum_timers_event - 1]);
+		timer->role = DatumGetObjectId(slot->tts_values[Anum_timers_armed_by - 1]);
+		simple_table_tuple_delete(rel, &slot->tts_tid, snapshot);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	table_close(rel, NoLock);
+	UnregisterSnapshot(snapshot);
+	return found;
+}
