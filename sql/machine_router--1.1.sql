@@ -185,6 +185,43 @@ $$;
 COMMENT ON FUNCTION machine_definition(text) IS
 	'the stored definition of a machine, as the shard of slice 0 has it';
 
+CREATE FUNCTION machine_definition(name text, revision integer)
+RETURNS jsonb
+LANGUAGE plproxy AS $$
+	CLUSTER 'machine';
+	RUN ON 0;
+$$;
+COMMENT ON FUNCTION machine_definition(text, integer) IS
+	'the definition of a machine at one of its revisions, as the shard of slice 0 has it';
+
+CREATE FUNCTION machine_check_define(name text, definition jsonb)
+RETURNS TABLE (actor_id text, version bigint, problem text)
+LANGUAGE plproxy AS $$
+	CLUSTER 'machine';
+	RUN ON ALL;
+$$;
+COMMENT ON FUNCTION machine_check_define(text, jsonb) IS
+	'what redefining a machine would break, on every shard; writes nothing';
+
+CREATE FUNCTION machine_router.compact_on_all(machine text, keep interval, archive regclass)
+RETURNS SETOF bigint
+LANGUAGE plproxy AS $$
+	CLUSTER 'machine';
+	RUN ON ALL;
+	TARGET machine_compact;
+$$;
+
+-- the archive is named as a table of the router's, and taken by that name
+-- on each shard
+CREATE FUNCTION machine_compact(machine text, keep interval DEFAULT NULL,
+								archive regclass DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT sum(r)::bigint FROM machine_router.compact_on_all(machine, keep, archive) AS r $$;
+COMMENT ON FUNCTION machine_compact(text, interval, regclass) IS
+	'compact a machine''s journal and snapshots on every shard; returns the rows removed on all of them';
+
 CREATE FUNCTION machine_router.revisions_at(slice integer)
 RETURNS TABLE (machine text, revision integer)
 LANGUAGE plproxy AS $$

@@ -62,6 +62,14 @@ SELECT version, event FROM machine_history('c-1');
 SELECT machine_replay_to('c-1', 1), machine_persist('c-1');
 SELECT machine_rewind('c-1', 1);
 SELECT count(*), min(machine_slice_of(id, 8)), max(machine_slice_of(id, 8)) FROM machine.actors;
+-- revisions, the dry run of a redefinition and compaction, on every shard
+SELECT machine_definition('counter', 1) = machine_definition('counter') AS first_is_latest;
+SELECT * FROM machine_check_define('counter', machine_definition('counter'));
+SELECT actor_id, version, problem FROM machine_check_define('counter',
+	machine_definition('counter') #- '{states,Open,on,Add}') ORDER BY 1;
+SELECT machine_compact('counter');
+SELECT machine_compact('counter');
+SELECT machine_replay_to('c-1', 3) = machine_state('c-1') AS folds_after;
 \c regress_shard_a
 SELECT count(*) > 0 AS some, bool_and(machine_slice_of(id, 8) < 4) AS all_in_range FROM machine.actors;
 \c regress_shard_b
