@@ -68,6 +68,7 @@ typedef struct SubQuery
 	int			nargs;
 	Oid			argtypes[4];
 	SPIPlanPtr	plan;
+	int			options;		/* CURSOR_OPT_* for SPI_prepare_cursor */
 } SubQuery;
 
 static SubQuery subscribe_query = {
@@ -112,27 +113,29 @@ static SubQuery lock_member_query = {
 };
 
 static SubQuery machines_query = {
-	"SELECT name, owner::pg_catalog.oid, acl FROM machine.machines "
+	"SELECT name, owner::pg_catalog.oid, acl, machine_type FROM machine.machines "
 	"WHERE $1 IS NULL OR machine_type OPERATOR(pg_catalog.=) $1",
 	1, {TEXTOID}
 };
 
 /*
- * The member's next rows; its slice is checked by the caller.  The
- * horizon is the xmin of the snapshot the rows are read with.
+ * The member's next rows, with their machine (its type comes from
+ * readable_machines()); its slice is checked by the caller.  The
+ * horizon is the xmin of the snapshot the rows are read with.  Planned
+ * for each call's values: a generic plan, not knowing where the
+ * checkpoint is, would read the whole journal and sort it.
  */
 static SubQuery poll_query = {
-	"SELECT e.position, e.actor_id, m.machine_type, e.version, e.event, "
+	"SELECT e.position, e.actor_id, i.machine, e.version, e.event, "
 	"       e.state_tag, e.recorded_at "
 	"FROM machine.events e "
 	"JOIN machine.instances i ON i.actor_id OPERATOR(pg_catalog.=) e.actor_id "
-	"JOIN machine.machines m ON m.name OPERATOR(pg_catalog.=) i.machine "
 	"WHERE ROW(e.txid, e.position) OPERATOR(pg_catalog.>) ROW($1, $2) "
 	"AND e.txid OPERATOR(pg_catalog.<) "
 	"    pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()) "
 	"AND i.machine OPERATOR(pg_catalog.=) ANY ($3) "
 	"ORDER BY e.txid, e.position LIMIT $4",
-	4, {XID8OID, INT8OID, TEXTARRAYOID, INT8OID}
+	4, {XID8OID, INT8OID, TEXTARRAYOID, INT8OID}, NULL, CURSOR_OPT_CUSTOM_PLAN
 };
 
 /* The row an acknowledgement names, among those a poll could deliver */
@@ -145,7 +148,7 @@ static SubQuery find_query = {
 	"    pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()) "
 	"AND e.position OPERATOR(pg_catalog.=) $3 "
 	"ORDER BY e.txid, e.position LIMIT 1",
-	3, {XID8OID, INT8OID, INT8OID}
+	3, {XID8OID, INT8OID, INT8OID}, NULL, CURSOR_OPT_CUSTOM_PLAN
 };
 
 static SubQuery ack_query = {
@@ -192,8 +195,8 @@ sub_prepared(SubQuery *query)
 {
 	if (query->plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(query->sql, query->nargs,
-									   query->argtypes);
+		SPIPlanPtr	plan = SPI_prepare_cursor(query->sql, query->nargs,
+											  query->argtypes, query->options);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s",
@@ -349,10 +352,11 @@ lock_member(Subscription *sub, int member, Cursor *cursor)
 
 /*
  * The machines whose rows the subscription delivers to the current role:
- * of its type, and readable.  NULL when there are none.
+ * of its type, and readable.  NULL when there are none.  With types, their
+ * machine types, in the same order (in the caller's memory context).
  */
 static ArrayType *
-readable_machines(Subscription *sub)
+readable_machines(Subscription *sub, Datum **types)
 {
 	Datum		values[1];
 	char		nulls[1] = {' '};
@@ -366,6 +370,8 @@ readable_machines(Subscription *sub)
 		nulls[0] = 'n';
 	sub_run(&machines_query, values, nulls, 0);
 	names = palloc(sizeof(Datum) * Max(SPI_processed, 1));
+	if (types)
+		*types = palloc(sizeof(Datum) * Max(SPI_processed, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -374,12 +380,35 @@ readable_machines(Subscription *sub)
 		Datum		acl = sub_column(i, 3, &isnull);
 
 		if (machine_may_read(owner, isnull ? NULL : DatumGetAclP(acl)))
+		{
+			if (types)
+				(*types)[n] = PointerGetDatum(DatumGetTextPCopy(sub_column(i, 4, &isnull)));
 			names[n++] = PointerGetDatum(DatumGetTextPCopy(name));
+		}
 	}
 	SPI_freetuptable(SPI_tuptable);
 	if (n > 0)
 		result = construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT);
 	return result;
+}
+
+/* The machine type of one of the n machines of names (text datums) */
+static Datum
+machine_type_of(Datum machine, Datum *names, int n, Datum *types)
+{
+	text	   *m = DatumGetTextPP(machine);
+
+	for (int i = 0; i < n; i++)
+	{
+		text	   *name = DatumGetTextPP(names[i]);
+
+		if (VARSIZE_ANY_EXHDR(name) == VARSIZE_ANY_EXHDR(m) &&
+			memcmp(VARDATA_ANY(name), VARDATA_ANY(m), VARSIZE_ANY_EXHDR(m)) == 0)
+			return types[i];
+	}
+	elog(ERROR, "machine \"%s\" is not among those polled",
+		 text_to_cstring(m));
+	return (Datum) 0;			/* keep compiler quiet */
 }
 
 /* Is an actor's row for this member? */
@@ -510,6 +539,7 @@ machine_poll(PG_FUNCTION_ARGS)
 	Subscription sub;
 	Cursor		cursor;
 	ArrayType  *machines;
+	Datum	   *types;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
 	for (int i = 1; i < 4; i++)
@@ -534,7 +564,7 @@ machine_poll(PG_FUNCTION_ARGS)
 	load_subscription(name, &sub);
 	settle_members(&sub, members);
 	lock_member(&sub, member, &cursor);
-	machines = readable_machines(&sub);
+	machines = readable_machines(&sub, &types);
 	if (machines != NULL)
 	{
 		Datum		values[4] = {
@@ -547,7 +577,11 @@ machine_poll(PG_FUNCTION_ARGS)
 		AsOwner		saved;
 		Portal		portal;
 		int			delivered = 0;
+		Datum	   *names;
+		int			nnames;
 
+		deconstruct_array(machines, TEXTOID, -1, false, TYPALIGN_INT,
+						  &names, NULL, &nnames);
 		store_become_owner(&saved);
 		portal = SPI_cursor_open(NULL, sub_prepared(&poll_query), values, nulls,
 								 false);
@@ -565,6 +599,7 @@ machine_poll(PG_FUNCTION_ARGS)
 					row[c] = sub_column(i, c + 1, &isnull[c]);
 				if (!member_of(row[1], member, members))
 					continue;
+				row[2] = machine_type_of(row[2], names, nnames, types);
 				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
 									 row, isnull);
 				delivered++;
@@ -636,7 +671,7 @@ machine_ack(PG_FUNCTION_ARGS)
 				machine = sub_column(0, 3, &no_machine);
 				found = !no_machine &&
 					member_of(actor_id, member, sub.members) &&
-					array_has_text(readable_machines(&sub),
+					array_has_text(readable_machines(&sub, NULL),
 								   TextDatumGetCString(machine));
 			}
 		}
