@@ -92,6 +92,12 @@ SELECT id, version, state_tag FROM machine.actors WHERE machine = 'mig' ORDER BY
 SELECT * FROM machine_check_define('mig', mig.rev2(migrate => NULL, upcast => NULL)) ORDER BY 1, 2;
 SELECT * FROM machine_check_define('mig', mig.rev2(migrate => NULL)) ORDER BY 1, 2;
 
+-- with the migration, the dry run sees m-3 moved out of Old, and it
+-- reports a migration that would fail, for each actor
+SELECT * FROM machine_check_define('mig', mig.rev2()) ORDER BY 1, 2;
+SELECT * FROM machine_check_define('mig', mig.rev2(migrate => 'mig.to_nowhere')) ORDER BY 1, 2;
+SELECT * FROM machine_check_define('mig', mig.rev2(migrate => 'mig.fails')) ORDER BY 1, 2;
+
 -- revision 2 with its migration: every changed actor gets a new version,
 -- its "$migrate" journal row recorded by revision 2; m-1 stays as it was
 SELECT machine_define('mig', mig.rev2());
@@ -112,7 +118,9 @@ SELECT machine_restore('m-4');
 SELECT machine_send('m-2', '{"_tag": "Pay", "cents": 7}');
 SELECT machine_replay_to('m-2', 3) = machine_state('m-2') AS same;
 -- m-3's Age event of revision 1 folds no more (its history before the
--- migration says so); from the migration on it folds
+-- migration says so); from the migration on it folds.  Redefining with
+-- the same definition would run its migration again, which fails on
+-- states it migrated already
 SELECT * FROM machine_check_define('mig', machine_definition('mig'));
 SELECT machine_replay_to('m-3', 2);
 SELECT count(*) FROM machine_history('m-3');

@@ -6,7 +6,9 @@
  *
  * The candidate definition is compiled and resolved as machine_define
  * would, but stored nowhere.  Every actor of the machine is then checked:
- * a live actor must sit in a state the candidate has, and the whole
+ * a live actor must sit in a state the candidate has (after the
+ * candidate's "migrate" function, if it has one, which must succeed for
+ * every actor and return a state of the candidate), and the whole
  * persisted history of each actor (from its spawn state, or from the latest
  * snapshot below its first journal row) must fold through the candidate to
  * the state tags the journal recorded.  Each problem becomes a row (actor,
@@ -55,6 +57,7 @@ typedef struct CheckFold
 	int64		upto;			/* the actor's version */
 	bool		done;			/* a problem was found, or nothing to fold */
 	char		folding[NAMEDATALEN];	/* tag of the event being folded */
+	bool		migrating;		/* the candidate's migration is running */
 } CheckFold;
 
 typedef struct CheckChunk
@@ -283,6 +286,18 @@ check_chunk(void *arg)
 		uptos[i] = Int64GetDatum(0);	/* nothing to read */
 		if (!s->found)
 			continue;			/* deleted meanwhile */
+		if (cm->def->migrate >= 0)
+		{
+			/* the state the candidate's migration would give it */
+			Jsonb	   *migrated;
+
+			f->upto = s->version;
+			f->migrating = true;
+			migrated = machine_migrate(cm, s->state, cm->revision - 1,
+									   f->actor_id);
+			f->migrating = false;
+			s->state_tag = state_tag(migrated, "state");
+		}
 		if (s->status != ACTOR_STOPPED &&
 			md_find_state(cm->def, s->state_tag) < 0)
 			add_problem(c, f->actor_id, s->version,
@@ -435,8 +450,11 @@ check_ids(ReturnSetInfo *rsinfo, CompiledMachine *cm, StoreKind kind,
 		{
 			CheckFold  *f = one.folds;
 
-			/* the version being folded when it failed */
-			if (f != NULL && !f->done && f->folding[0] != '\0')
+			/* the migration, or the version being folded, when it failed */
+			if (f != NULL && f->migrating)
+				add_problem(&one, lfirst(lc), f->upto, "the migration failed: %s",
+							error_text(error));
+			else if (f != NULL && !f->done && f->folding[0] != '\0')
 				add_problem(&one, lfirst(lc), f->version + 1,
 							"folding event \"%s\" failed: %s", f->folding,
 							error_text(error));

@@ -332,6 +332,7 @@ typedef struct FoldStart
 	ActorStatus status;
 	int64		version;		/* the actor's */
 	char	   *state_tag;		/* the actor's */
+	Jsonb	   *state;			/* the actor's */
 	Jsonb	   *initial_state;	/* the state it was spawned with */
 	int64		first_event;	/* its first journaled version; 0: none */
 	Jsonb	   *snapshot;		/* the latest snapshot below first_event (or

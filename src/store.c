@@ -273,7 +273,7 @@ static SavedQuery actors_of_query = {
  */
 static SavedQuery fold_starts_query = {
 	"SELECT w.pos, i.status, i.version, i.state_tag, i.initial_state, "
-	"       e.first, s.version, s.state "
+	"       e.first, s.version, s.state, i.state "
 	"FROM ROWS FROM (pg_catalog.unnest($1)) WITH ORDINALITY AS w (actor_id, pos) "
 	"JOIN machine.instances i ON i.actor_id OPERATOR(pg_catalog.=) w.actor_id "
 	"LEFT JOIN LATERAL (SELECT pg_catalog.min(e.version) AS first FROM machine.events e "
@@ -1506,6 +1506,7 @@ store_fold_starts(StoreKind kind, Datum *ids, int n, FoldStart *starts)
 		d = column(r, 7, &isnull);
 		start->snapshot_version = isnull ? 0 : DatumGetInt64(d);
 		start->snapshot = jsonb_column(r, 8);
+		start->state = jsonb_column(r, 9);
 	}
 	SPI_freetuptable(SPI_tuptable);
 }
