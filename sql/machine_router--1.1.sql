@@ -267,13 +267,14 @@ $$;
 COMMENT ON FUNCTION machine_spawn(text, text, jsonb, boolean, text) IS
 	'create an actor on the shard of its slice';
 
-CREATE FUNCTION machine_send(actor_id text, event jsonb, expected_version bigint DEFAULT NULL)
+CREATE FUNCTION machine_send(actor_id text, event jsonb, expected_version bigint DEFAULT NULL,
+							 idempotency_key text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON machine_router.hash(actor_id);
 $$;
-COMMENT ON FUNCTION machine_send(text, jsonb, bigint) IS
+COMMENT ON FUNCTION machine_send(text, jsonb, bigint, text) IS
 	'apply one event to an actor on its shard; commits there when it returns';
 
 CREATE FUNCTION machine_send_entity(machine text, entity_id text, event jsonb,
@@ -532,3 +533,46 @@ END $$;
 REVOKE ALL ON FUNCTION machine_router_move(integer, text) FROM PUBLIC;
 COMMENT ON FUNCTION machine_router_move(integer, text) IS
 	'move the actors of a slice, with their journal, snapshots and timers, to another shard, and route the slice there';
+
+/* Privileges: granted and revoked on every shard */
+
+CREATE FUNCTION machine_router.grant_on_all(machine text, role text, privilege text)
+RETURNS SETOF integer
+LANGUAGE plproxy AS $$
+	CLUSTER 'machine';
+	RUN ON ALL;
+	SELECT 1 FROM @extschema@.machine_grant(machine, role::pg_catalog.regrole, privilege);
+$$;
+
+CREATE FUNCTION machine_grant(machine text, role regrole, privilege text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT count(*) FROM machine_router.grant_on_all(machine, role::text, privilege) $$;
+COMMENT ON FUNCTION machine_grant(text, regrole, text) IS
+	'grant a privilege on a machine to a role, on every shard (the role must exist on each)';
+
+CREATE FUNCTION machine_router.revoke_on_all(machine text, role text, privilege text)
+RETURNS SETOF integer
+LANGUAGE plproxy AS $$
+	CLUSTER 'machine';
+	RUN ON ALL;
+	SELECT 1 FROM @extschema@.machine_revoke(machine, role::pg_catalog.regrole, privilege);
+$$;
+
+CREATE FUNCTION machine_revoke(machine text, role regrole, privilege text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT count(*) FROM machine_router.revoke_on_all(machine, role::text, privilege) $$;
+COMMENT ON FUNCTION machine_revoke(text, regrole, text) IS
+	'revoke a privilege on a machine from a role, on every shard';
+
+CREATE FUNCTION machine_has_privilege(machine text, privilege text)
+RETURNS boolean
+LANGUAGE plproxy AS $$
+	CLUSTER 'machine';
+	RUN ON 0;
+$$;
+COMMENT ON FUNCTION machine_has_privilege(text, text) IS
+	'does the current role hold the privilege on the machine, as the shard of slice 0 says';
