@@ -59,8 +59,9 @@
 #define MAX_MEMBERS 1024
 #define POLL_SLICES 1024
 
-/* Rows fetched from the journal per round trip of the poll's cursor */
-#define POLL_FETCH 1000
+/* Journal rows a poll reads at a time */
+#define POLL_CHUNK_MIN 100
+#define POLL_CHUNK_MAX 10000
 
 typedef struct SubQuery
 {
@@ -119,23 +120,32 @@ static SubQuery machines_query = {
 };
 
 /*
- * The member's next rows, with their machine (its type comes from
- * readable_machines()); its slice is checked by the caller.  The
- * horizon is the xmin of the snapshot the rows are read with.  Planned
- * for each call's values: a generic plan, not knowing where the
- * checkpoint is, would read the whole journal and sort it.
+ * The next journal rows after a point, below the horizon: the xmin of the
+ * snapshot they are read with.  A poll reads them in chunks, each from
+ * where the last one ended, and filters them itself (member, machine);
+ * planned for each call's values, as an index range scan, never as a
+ * read of the whole journal.
  */
-static SubQuery poll_query = {
-	"SELECT e.position, e.actor_id, i.machine, e.version, e.event, "
+static SubQuery chunk_query = {
+	"SELECT e.txid, e.position, e.actor_id, e.version, e.event, "
 	"       e.state_tag, e.recorded_at "
 	"FROM machine.events e "
-	"JOIN machine.instances i ON i.actor_id OPERATOR(pg_catalog.=) e.actor_id "
 	"WHERE ROW(e.txid, e.position) OPERATOR(pg_catalog.>) ROW($1, $2) "
 	"AND e.txid OPERATOR(pg_catalog.<) "
 	"    pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()) "
-	"AND i.machine OPERATOR(pg_catalog.=) ANY ($3) "
-	"ORDER BY e.txid, e.position LIMIT $4",
-	4, {XID8OID, INT8OID, TEXTARRAYOID, INT8OID}, NULL, CURSOR_OPT_CUSTOM_PLAN
+	"ORDER BY e.txid, e.position LIMIT $3",
+	3, {XID8OID, INT8OID, INT8OID}, NULL, CURSOR_OPT_CUSTOM_PLAN
+};
+
+/* The chunk's column of each column a poll returns (but machine_type) */
+static const int chunk_column[7] = {2, 3, 0, 4, 5, 6, 7};
+
+/* The machines of a chunk's actors, among the machines a poll reads */
+static SubQuery actors_query = {
+	"SELECT actor_id, machine FROM machine.instances "
+	"WHERE actor_id OPERATOR(pg_catalog.=) ANY ($1) "
+	"AND machine OPERATOR(pg_catalog.=) ANY ($2)",
+	2, {TEXTARRAYOID, TEXTARRAYOID}
 };
 
 /* The row an acknowledgement names, among those a poll could deliver */
@@ -392,9 +402,23 @@ readable_machines(Subscription *sub, Datum **types)
 	return result;
 }
 
-/* The machine type of one of the n machines of names (text datums) */
-static Datum
-machine_type_of(Datum machine, Datum *names, int n, Datum *types)
+/* An actor of a chunk and its machine, by index in readable_machines() */
+typedef struct ActorMachine
+{
+	char	   *actor_id;
+	int			machine;
+} ActorMachine;
+
+static int
+actor_machine_cmp(const void *a, const void *b)
+{
+	return strcmp(((const ActorMachine *) a)->actor_id,
+				  ((const ActorMachine *) b)->actor_id);
+}
+
+/* The index of a machine among the n machines of names (text datums) */
+static int
+machine_index(Datum machine, Datum *names, int n)
 {
 	text	   *m = DatumGetTextPP(machine);
 
@@ -404,11 +428,46 @@ machine_type_of(Datum machine, Datum *names, int n, Datum *types)
 
 		if (VARSIZE_ANY_EXHDR(name) == VARSIZE_ANY_EXHDR(m) &&
 			memcmp(VARDATA_ANY(name), VARDATA_ANY(m), VARSIZE_ANY_EXHDR(m)) == 0)
-			return types[i];
+			return i;
 	}
-	elog(ERROR, "machine \"%s\" is not among those polled",
-		 text_to_cstring(m));
-	return (Datum) 0;			/* keep compiler quiet */
+	return -1;
+}
+
+/*
+ * The machines of the actors of a chunk's rows (ids: text datums), sorted
+ * by actor id; actors of other machines, or gone, are left out.  Caller is
+ * connected to SPI and acts as the tables' owner.
+ */
+static ActorMachine *
+chunk_actors(Datum *ids, int nids, ArrayType *machines, Datum *names,
+			 int nnames, int *nfound)
+{
+	Datum		values[2] = {
+		PointerGetDatum(construct_array(ids, nids, TEXTOID, -1, false, TYPALIGN_INT)),
+		PointerGetDatum(machines),
+	};
+	ActorMachine *found;
+	int			rc;
+
+	rc = SPI_execute_plan(sub_prepared(&actors_query), values, NULL, false, 0);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	found = palloc(sizeof(ActorMachine) * Max(SPI_processed, 1));
+	*nfound = 0;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int			m = machine_index(sub_column(i, 2, &isnull), names, nnames);
+
+		if (m < 0)
+			continue;
+		found[*nfound].actor_id = TextDatumGetCString(sub_column(i, 1, &isnull));
+		found[*nfound].machine = m;
+		(*nfound)++;
+	}
+	SPI_freetuptable(SPI_tuptable);
+	qsort(found, *nfound, sizeof(ActorMachine), actor_machine_cmp);
+	return found;
 }
 
 /* Is an actor's row for this member? */
@@ -567,48 +626,97 @@ machine_poll(PG_FUNCTION_ARGS)
 	machines = readable_machines(&sub, &types);
 	if (machines != NULL)
 	{
-		Datum		values[4] = {
-			cursor.txid,
-			Int64GetDatum(cursor.position),
-			PointerGetDatum(machines),
-			Int64GetDatum(max),
-		};
-		char		nulls[4] = {' ', ' ', ' ', members == 1 ? ' ' : 'n'};
+		Datum		scan_txid = cursor.txid;
+		int64		scan_position = cursor.position;
 		AsOwner		saved;
-		Portal		portal;
 		int			delivered = 0;
 		Datum	   *names;
 		int			nnames;
+		MemoryContext chunk_context;
+		MemoryContext old;
 
 		deconstruct_array(machines, TEXTOID, -1, false, TYPALIGN_INT,
 						  &names, NULL, &nnames);
+		chunk_context = AllocSetContextCreate(CurrentMemoryContext,
+											  "machine_poll chunk",
+											  ALLOCSET_DEFAULT_SIZES);
 		store_become_owner(&saved);
-		portal = SPI_cursor_open(NULL, sub_prepared(&poll_query), values, nulls,
-								 false);
 		while (delivered < max)
 		{
-			SPI_cursor_fetch(portal, true, POLL_FETCH);
-			if (SPI_processed == 0)
+			int64		want = (int64) (max - delivered) * members;
+			Datum		values[3] = {scan_txid, Int64GetDatum(scan_position),
+			Int64GetDatum(Min(Max(want, POLL_CHUNK_MIN), POLL_CHUNK_MAX))};
+			SPITupleTable *chunk;
+			uint64		nrows;
+			Datum	   *ids;
+			bool	   *mine;
+			int			nids = 0;
+			ActorMachine *actors = NULL;
+			int			nactors = 0;
+			int			rc;
+			bool		isnull;
+
+			CHECK_FOR_INTERRUPTS();
+			rc = SPI_execute_plan(sub_prepared(&chunk_query), values, NULL,
+								  false, 0);
+			if (rc < 0)
+				elog(ERROR, "SPI_execute_plan failed: %s",
+					 SPI_result_code_string(rc));
+			chunk = SPI_tuptable;
+			nrows = SPI_processed;
+			if (nrows == 0)
 				break;
-			for (uint64 i = 0; i < SPI_processed && delivered < max; i++)
+
+			old = MemoryContextSwitchTo(chunk_context);
+			ids = palloc(sizeof(Datum) * nrows);
+			mine = palloc(sizeof(bool) * nrows);
+			for (uint64 i = 0; i < nrows; i++)
+			{
+				Datum		id = SPI_getbinval(chunk->vals[i], chunk->tupdesc, 3,
+											   &isnull);
+
+				mine[i] = member_of(id, member, members);
+				if (mine[i])
+					ids[nids++] = id;
+			}
+			if (nids > 0)
+				actors = chunk_actors(ids, nids, machines, names, nnames, &nactors);
+
+			for (uint64 i = 0; i < nrows && delivered < max; i++)
 			{
 				Datum		row[7];
-				bool		isnull[7];
+				bool		nulls[7];
+				ActorMachine key;
+				ActorMachine *a;
 
-				for (int c = 0; c < 7; c++)
-					row[c] = sub_column(i, c + 1, &isnull[c]);
-				if (!member_of(row[1], member, members))
+				scan_txid = SPI_getbinval(chunk->vals[i], chunk->tupdesc, 1, &isnull);
+				scan_position = DatumGetInt64(SPI_getbinval(chunk->vals[i],
+															chunk->tupdesc, 2, &isnull));
+				if (!mine[i])
 					continue;
-				row[2] = machine_type_of(row[2], names, nnames, types);
+				for (int c = 0; c < 7; c++)
+					if (c != 2)
+						row[c] = SPI_getbinval(chunk->vals[i], chunk->tupdesc,
+											   chunk_column[c], &nulls[c]);
+				key.actor_id = TextDatumGetCString(row[1]);
+				a = bsearch(&key, actors, nactors, sizeof(ActorMachine),
+							actor_machine_cmp);
+				if (a == NULL)
+					continue;
+				row[2] = types[a->machine];
+				nulls[2] = false;
 				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
-									 row, isnull);
+									 row, nulls);
 				delivered++;
 			}
-			SPI_freetuptable(SPI_tuptable);
-			CHECK_FOR_INTERRUPTS();
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(chunk_context);
+			SPI_freetuptable(chunk);
+			if (nrows < DatumGetInt64(values[2]))
+				break;			/* the chunk reached the horizon */
 		}
-		SPI_cursor_close(portal);
 		store_unbecome_owner(&saved);
+		MemoryContextDelete(chunk_context);
 	}
 	SPI_finish();
 	return (Datum) 0;
