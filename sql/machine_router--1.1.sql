@@ -103,23 +103,41 @@ REVOKE ALL ON FUNCTION machine_router_configure(text[], integer) FROM PUBLIC;
 COMMENT ON FUNCTION machine_router_configure(text[], integer) IS
 	'map slices to shards (libpq connection strings) in equal contiguous ranges, and write the PL/Proxy cluster "machine"';
 
-/* (Re)write the foreign server "machine" from machine_router.slices */
+/*
+ * (Re)write the foreign server "machine" from machine_router.slices.  An
+ * existing server is altered, so that its other options, its user mappings
+ * (with passwords, say) and its grants stay.
+ */
 CREATE FUNCTION machine_router.write_cluster()
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	existing text[];
 	options text;
 BEGIN
-	SELECT string_agg(format('p%s %L', slice, shard), ', ' ORDER BY slice)
-	  INTO options FROM machine_router.slices;
-	IF EXISTS (SELECT FROM pg_foreign_server WHERE srvname = 'machine') THEN
-		DROP SERVER machine CASCADE;
+	SELECT coalesce(array_agg(split_part(o, '=', 1)), '{}') INTO existing
+	  FROM pg_foreign_server AS s, unnest(s.srvoptions) AS o
+	 WHERE s.srvname = 'machine';
+	IF NOT EXISTS (SELECT FROM pg_foreign_server WHERE srvname = 'machine') THEN
+		SELECT string_agg(format('p%s %L', slice, shard), ', ' ORDER BY slice)
+		  INTO options FROM machine_router.slices;
+		EXECUTE format('CREATE SERVER machine FOREIGN DATA WRAPPER plproxy OPTIONS (%s)', options);
+		CREATE USER MAPPING FOR PUBLIC SERVER machine;
+		GRANT USAGE ON FOREIGN SERVER machine TO PUBLIC;
+		RETURN;
 	END IF;
-	EXECUTE format('CREATE SERVER machine FOREIGN DATA WRAPPER plproxy OPTIONS (%s)', options);
-	CREATE USER MAPPING FOR PUBLIC SERVER machine;
-	GRANT USAGE ON FOREIGN SERVER machine TO PUBLIC;
+	SELECT string_agg(o, ', ') INTO options FROM (
+		SELECT format('%s p%s %L', CASE WHEN ('p' || slice) = ANY (existing) THEN 'SET' ELSE 'ADD' END,
+					  slice, shard) AS o
+		  FROM machine_router.slices
+		UNION ALL
+		SELECT format('DROP %I', e)
+		  FROM unnest(existing) AS e
+		 WHERE e ~ '^p[0-9]+$'
+		   AND NOT EXISTS (SELECT FROM machine_router.slices AS s WHERE 'p' || s.slice = e)) AS ops;
+	EXECUTE format('ALTER SERVER machine OPTIONS (%s)', options);
 END $$;
 REVOKE ALL ON FUNCTION machine_router.write_cluster() FROM PUBLIC;
 COMMENT ON FUNCTION machine_router.write_cluster() IS

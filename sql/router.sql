@@ -26,6 +26,14 @@ SELECT machine_router_configure(ARRAY[:'shard_a', :'shard_b'], 8);
 SELECT slice, replace(replace(shard, :'shard_a', 'shard_a'), :'shard_b', 'shard_b') AS shard
   FROM machine_router_slices();
 SELECT srvname, array_length(srvoptions, 1) AS partitions FROM pg_foreign_server;
+-- configuring again alters the server: its other options and user mappings stay
+ALTER SERVER machine OPTIONS (ADD connection_lifetime '1800');
+SELECT machine_router_configure(ARRAY[:'shard_a', :'shard_b'], 16);
+SELECT srvname, array_length(srvoptions, 1) AS options, 'connection_lifetime=1800' = ANY (srvoptions) AS kept,
+       (SELECT count(*) FROM pg_user_mappings WHERE srvname = 'machine') AS mappings
+  FROM pg_foreign_server;
+SELECT machine_router_configure(ARRAY[:'shard_a', :'shard_b'], 8);
+SELECT srvname, array_length(srvoptions, 1) AS options FROM pg_foreign_server;
 SELECT machine_router_configure(ARRAY[:'shard_a', :'shard_b'], 6);
 SELECT machine_router_configure(ARRAY[:'shard_a', :'shard_b'], 1);
 SELECT machine_router_configure(ARRAY['dbname=a', 'dbname=b', 'dbname=a'], 8);
