@@ -704,7 +704,7 @@ $node->safe_psql('postgres', q{
 	END $$;
 });
 my $sane =
-  '{"_tag": "Shipped", "paid": 12, "text": "hi", "total": 10} {"n": 3, "_tag": "Odd"} 3 {"n": 2, "_tag": "Even"} A,B,B,C';
+  '{"_tag": "Shipped", "paid": 12, "text": "hi", "total": 10} {"n": 3, "_tag": "Odd"} 3 {"n": 2, "_tag": "Even"} A,B,C';
 is($node->safe_psql('postgres', "SELECT mut.sanity('0')"), $sane, 'the base machines behave');
 
 # ----------------------------------------------------------------------
