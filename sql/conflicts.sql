@@ -1,4 +1,4 @@
--- Version conflicts: one SQLSTATE (MA001) for every refused version (SPEC §5)
+-- Version conflicts: one SQLSTATE (MA001) for every refused version
 
 CREATE FUNCTION error_of(statement text) RETURNS text
 LANGUAGE plpgsql AS $$

@@ -1,4 +1,4 @@
--- Definitions: machine_define, machine_definition, machine_drop (SPEC §2)
+-- Definitions: machine_define, machine_definition, machine_drop
 
 CREATE SCHEMA defs;
 CREATE FUNCTION defs.can_pay(state jsonb, event jsonb) RETURNS boolean
@@ -10,7 +10,7 @@ LANGUAGE sql AS $$ SELECT $$;
 CREATE FUNCTION defs.wrong_result(state jsonb, event jsonb) RETURNS text
 LANGUAGE sql AS $$ SELECT 'x' $$;
 
--- the SPEC's complete example
+-- the complete example of a definition
 SELECT machine_define('order', '{
   "initial": "Pending",
   "states": {

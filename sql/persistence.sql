@@ -1,5 +1,5 @@
 -- Persistence: the journal, snapshot schedules, machine_persist, stop and
--- delete (SPEC §4)
+-- delete
 
 CREATE FUNCTION count_rows(actor text)
 RETURNS TABLE (journal bigint, snapshots bigint, snapshot_versions bigint[])

@@ -1,4 +1,4 @@
--- Replay, rewind, history (SPEC §6)
+-- Replay, rewind, history
 
 CREATE FUNCTION count_up(state jsonb, event jsonb) RETURNS jsonb
 LANGUAGE sql AS $$

@@ -1,4 +1,4 @@
--- Restore: machine_restore, machine_restore_many, machine_restore_all (SPEC §6)
+-- Restore: machine_restore, machine_restore_many, machine_restore_all
 
 CREATE FUNCTION add_amount(state jsonb, event jsonb) RETURNS jsonb
 LANGUAGE sql AS $$
@@ -63,7 +63,7 @@ SELECT actor_id, status, version FROM machine.instances WHERE machine = 'cart' O
 SELECT actor_id, status, error FROM machine_restore_all('Cart');
 SELECT actor_id, status, state, error FROM machine_restore_all('NoSuchType');
 
--- the SPEC's filter: plain SQL over the view
+-- a filter in plain SQL over the view
 SELECT machine_stop('cart-1'), machine_stop('cart-4');
 SELECT actor_id, status
   FROM machine_restore_many(ARRAY(SELECT id FROM machine.actors

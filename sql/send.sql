@@ -1,5 +1,5 @@
 -- Actors: spawn, send, guards, handlers, merge, any, final states, payload
--- schemas, unhandled events, effects and sends from inside (SPEC §2, §3)
+-- schemas, unhandled events, effects and sends from inside
 
 CREATE SCHEMA shop;
 

@@ -1,4 +1,4 @@
--- Testing helpers: machine_simulate and the assertions (SPEC §8)
+-- Testing helpers: machine_simulate and the assertions
 
 CREATE FUNCTION big_enough(state jsonb, event jsonb) RETURNS boolean
 LANGUAGE sql AS $$ SELECT (event->>'size')::int >= 10 $$;

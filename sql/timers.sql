@@ -1,5 +1,5 @@
 -- Durable timers and the maintenance pass, driven by hand with
--- machine_run_maintenance (SPEC §2 "after", §7); due times are moved into
+-- machine_run_maintenance ("after" and the worker's pass); due times are moved into
 -- the past instead of waiting.
 
 CREATE FUNCTION expire_all() RETURNS void

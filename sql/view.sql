@@ -1,4 +1,4 @@
--- The registry view machine.actors (SPEC §4)
+-- The registry view machine.actors
 
 SELECT machine_define('ticket', '{
   "initial": "New",

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * actors.c
- *	  The life of an actor apart from sends (SPEC §3, §4): machine_spawn,
+ *	  The life of an actor apart from sends: machine_spawn,
  *	  machine_state, machine_version, machine_matches, machine_can,
  *	  machine_stop, machine_delete, machine_persist.
  *

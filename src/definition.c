@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * definition.c
- *	  Compile the JSON text of a machine definition (SPEC §2) into the
+ *	  Compile the JSON text of a machine definition into the
  *	  indexed form declared in definition.h: the walk over the grammar, the
  *	  checks that need the whole definition, md_compile() and the lookups.
  *

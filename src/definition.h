@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * definition.h
- *	  A machine definition compiled from its JSON text (SPEC §2).
+ *	  A machine definition compiled from its JSON text.
  *
  * The compiler depends on json-c and libc only, never on server headers, so
  * it can be unit-tested and fuzzed on its own.  A compiled definition is one

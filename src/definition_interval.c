@@ -3,7 +3,7 @@
  * definition_interval.c
  *	  Intervals ("30 minutes", "1 hour 30 minutes", "1.5 hours", "10s") for
  *	  timers' delays and spaced snapshots, and the snapshot schedules of
- *	  "persistence.snapshotSchedule" (SPEC §2).
+ *	  "persistence.snapshotSchedule".
  *
  * md_parse_interval() is public (definition.h) and its messages have no
  * path; the compiler adds the path of the value it parsed.  Only units of a

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * restore.c
- *	  Folds of the journal (SPEC §6): machine_restore, machine_restore_many,
+ *	  Folds of the journal: machine_restore, machine_restore_many,
  *	  machine_restore_all, machine_replay_to, machine_rewind,
  *	  machine_history.
  *

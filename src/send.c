@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * send.c
- *	  machine_send: the transition path (SPEC §3), and the write step that
+ *	  machine_send: the transition path, and the write step that
  *	  every transition shares.
  *
  * Serialization.  A send locks the actor's row in machine.instances FOR NO

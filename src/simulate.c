@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * simulate.c
- *	  The testing helpers (SPEC §8): machine_simulate and the assertions.
+ *	  The testing helpers: machine_simulate and the assertions.
  *
  * Pure and in memory: events go through machine_step() exactly as a send
  * would take them, so guards and handlers run, but nothing is stored and no

@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * timers.c
- *	  Durable timers ("after", SPEC §2, §7) and the maintenance pass that
- *	  fires them and takes spaced snapshots: machine_run_maintenance, and
- *	  the background worker's unit of work.
+ *	  Durable timers ("after") and the maintenance pass that fires them and
+ *	  takes spaced snapshots: machine_run_maintenance, machine_fire_timers,
+ *	  and the background worker's unit of work.
  *
  * A timer is a row of machine.timers armed when its state is entered, at
  * the version of that entry.  Leaving the state cancels the state's timers;

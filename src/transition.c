@@ -2,7 +2,7 @@
  *
  * transition.c
  *	  The transition function: which transition an event takes from a state,
- *	  and the state it leads to (SPEC §2).
+ *	  and the state it leads to.
  *
  * machine_step() writes nothing and runs no effects, so machine_send, the
  * folds of restore and replay, and machine_simulate all share it; only the

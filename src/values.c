@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * values.c
- *	  States and events as jsonb (SPEC §1): validation and construction.
+ *	  States and events as jsonb: validation and construction.
  *
  * A state or an event is a jsonb object with a string "_tag".  New states
  * are built by pushing the old state's pairs, then (for merge) the event's,

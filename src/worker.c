@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *	  The background workers (SPEC §7): a launcher, and one worker per
+ *	  The background workers: a launcher, and one worker per
  *	  database that has the extension.
  *
  * The launcher is registered at preload and connects to no database: it

@@ -1,4 +1,4 @@
-# The background worker (SPEC §7): the launcher starts one worker per
+# The background worker: the launcher starts one worker per
 # database with the extension; timers fire and spaced snapshots appear by
 # themselves; a database created later is served; pending timers survive an
 # immediate stop and fire exactly once; a crashed worker comes back; DROP

@@ -1,4 +1,4 @@
-# A streaming standby (SPEC §4, §7): what the primary wrote -- actors, the
+# A streaming standby: what the primary wrote -- actors, the
 # journal, snapshots -- reads the same on a hot standby through the view and
 # every reading function; every writing function is refused there with the
 # standard read-only error (25006), as it is in a read-only transaction on

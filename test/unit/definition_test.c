@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * definition_test.c
- *	  Unit tests for src/definition*.c, the definition compiler (SPEC §2).
+ *	  Unit tests for src/definition*.c, the definition compiler.
  *
  * A standalone program, linked with the compiler (built with MD_TEST_ALLOC
  * so that the allocations of definition_arena.c can be made to fail) and
@@ -335,7 +335,7 @@ check_invariants(const MachineDef *def, char *why, size_t whylen)
  * ----------------------------------------------------------------
  */
 
-#define SPEC_EXAMPLE \
+#define ORDER_EXAMPLE \
 	"{" \
 	" 'initial': 'Pending'," \
 	" 'states': {" \
@@ -1050,9 +1050,9 @@ typedef struct ValidCase
 } ValidCase;
 
 static const ValidCase valid_cases[] = {
-	{"the SPEC §2 example compiles to the expected form", SPEC_EXAMPLE,
+	{"the order example compiles to the expected form", ORDER_EXAMPLE,
 	check_spec_example},
-	{"lookups on the SPEC §2 example", SPEC_EXAMPLE, check_spec_lookups},
+	{"lookups on the order example", ORDER_EXAMPLE, check_spec_lookups},
 	{"a minimal definition gets the defaults",
 		"{'initial': 'A', 'states': {'A': {}}}", check_minimal},
 	{"unhandled ignore, notify, descriptions",
@@ -1374,11 +1374,11 @@ static const ErrorCase error_cases[] = {
 	"states.A.on.$init: an event tag must not start with \"$\"; such names are reserved"},
 	{"event tag too long", ONE_STATE("{'on': {'" X64 "': 'A'}}"),
 	"states.A.on." X64 ": an event tag must be at most 63 bytes"},
-	{"the SPEC example of a misspelt target",
+	{"the example of a misspelt target",
 		"{'initial': 'Pending', 'states': {'Pending': {'on': {'Pay': 'Paid'}},"
 		" 'Paid': {'on': {'Ship': {'target': 'Shiped'}}}, 'Shipped': {'final': true}}}",
 	"states.Paid.on.Ship.target: \"Shiped\" is not a state"},
-	{"the SPEC's example, in the shorthand form it comes in",
+	{"the order example, in its shorthand form",
 		"{'initial': 'Paid', 'states': {'Paid': {'on': {'Ship': 'Shiped'}}}}",
 	"states.Paid.on.Ship.target: \"Shiped\" is not a state"},
 	{"a misspelt target in a candidate list",
@@ -2300,7 +2300,7 @@ test_null_arguments(void)
 static void
 test_mutations(void)
 {
-	char	   *json = dq(SPEC_EXAMPLE);
+	char	   *json = dq(ORDER_EXAMPLE);
 	size_t		len = strlen(json);
 	char		err[1024];
 	char		why[1024] = "";
@@ -2322,7 +2322,7 @@ test_mutations(void)
 		}
 		md_free(def);
 	}
-	report(ok, "every prefix of the SPEC example is refused with a message", why);
+	report(ok, "every prefix of the order example is refused with a message", why);
 
 	for (i = 0; i < len && ok; i++)
 	{
@@ -2354,7 +2354,7 @@ test_mutations(void)
 		snprintf(why, sizeof(why), "no mutation compiled");
 		ok = false;
 	}
-	report(ok, "one-byte changes of the SPEC example: a definition or a message", why);
+	report(ok, "one-byte changes of the order example: a definition or a message", why);
 	free(json);
 }
 
@@ -2362,7 +2362,7 @@ test_mutations(void)
 static void
 test_out_of_memory(void)
 {
-	char	   *json = dq(SPEC_EXAMPLE);
+	char	   *json = dq(ORDER_EXAMPLE);
 	char		err[256];
 	char		why[512] = "";
 	long		k;
