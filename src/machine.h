@@ -257,8 +257,6 @@ typedef struct AsOwner
 
 extern void store_become_owner(AsOwner *saved);
 extern void store_unbecome_owner(AsOwner *saved);
-extern const char *actor_status_name(ActorStatus status);
-extern ActorStatus actor_status_parse(const char *name);
 extern Oid	store_instances_relid(void);
 extern bool store_memory_available(void);
 extern void store_forget_relation(Oid relid);

@@ -57,6 +57,7 @@
 #include "utils/varlena.h"
 
 #include "machine.h"
+#include "store.h"
 
 typedef struct SavedQuery
 {
@@ -638,12 +639,6 @@ static SavedQuery spaced_snapshots_1_0_query = {
 	1, {INT4OID}
 };
 
-static const char *const status_names[] = {
-	[ACTOR_RUNNING] = "running",
-	[ACTOR_STOPPED] = "stopped",
-	[ACTOR_DONE] = "done",
-};
-
 static Oid	instances_relid = InvalidOid;
 static Oid	memory_relid = InvalidOid;
 static Oid	postponed_relid = InvalidOid;
@@ -663,22 +658,6 @@ interval_of(int64 us)
 
 	interval->time = us;
 	return interval;
-}
-
-const char *
-actor_status_name(ActorStatus status)
-{
-	return status_names[status];
-}
-
-ActorStatus
-actor_status_parse(const char *name)
-{
-	for (int i = 0; i < lengthof(status_names); i++)
-		if (strcmp(status_names[i], name) == 0)
-			return (ActorStatus) i;
-	elog(ERROR, "unexpected actor status \"%s\"", name);
-	return ACTOR_RUNNING;		/* keep compiler quiet */
 }
 
 /* The role that owns the extension's tables */
@@ -1044,7 +1023,7 @@ store_insert_actor(StoreKind kind, const char *actor_id, const char *machine,
 	Datum		values[5] = {
 		CStringGetTextDatum(actor_id),
 		CStringGetTextDatum(machine),
-		CStringGetTextDatum(status_names[status]),
+		CStringGetTextDatum(actor_status_name(status)),
 		JsonbPGetDatum(state),
 		CStringGetTextDatum(tag),
 	};
@@ -1074,7 +1053,7 @@ store_update_actor(const char *actor_id, ActorRow *row, ActorStatus status,
 {
 	Datum		values[5] = {
 		CStringGetTextDatum(actor_id),
-		CStringGetTextDatum(status_names[status]),
+		CStringGetTextDatum(actor_status_name(status)),
 		Int64GetDatum(version),
 		JsonbPGetDatum(state),
 		CStringGetTextDatum(tag),
@@ -1096,7 +1075,7 @@ store_set_status(StoreKind kind, const char *actor_id, ActorStatus status)
 {
 	Datum		values[2] = {
 		CStringGetTextDatum(actor_id),
-		CStringGetTextDatum(status_names[status]),
+		CStringGetTextDatum(actor_status_name(status)),
 	};
 
 	run_in(kind, &set_status_query, values, 0);

@@ -60,6 +60,7 @@
 #include "utils/xid8.h"
 
 #include "machine.h"
+#include "store.h"
 #include "tables.h"
 
 typedef struct DirectTable
