@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * machine.c
- *	  Entry point of the machine extension: module magic, settings, the
- *	  background worker's registration and the per-backend caches.
+ *	  Entry point of the machine extension: module magic, and _PG_init,
+ *	  which has each module define its settings (beside the variables they
+ *	  set), registers the launcher and sets up the per-backend caches.
  *
  * The SQL API needs no preload: a backend loads the library on first call.
  * With shared_preload_libraries = 'machine' the launcher is registered too,
@@ -24,37 +25,14 @@ PG_MODULE_MAGIC;
 /* Was the library preloaded, so that a launcher runs? */
 bool		machine_preloaded = false;
 
-int			machine_timer_timeout = 10 * 1000;
-
 void		_PG_init(void);
 
 void
 _PG_init(void)
 {
-	DefineCustomIntVariable("machine.max_send_depth",
-							"Sets how deeply sends to other actors from handlers and effects may nest.",
-							NULL,
-							&machine_max_send_depth,
-							16, 1, 1000,
-							PGC_USERSET,
-							0,
-							NULL, NULL, NULL);
-	DefineCustomIntVariable("machine.naptime",
-							"Sets how often the background workers look for due timers and snapshots.",
-							NULL,
-							&machine_naptime,
-							1000, 10, 3600 * 1000,
-							PGC_SIGHUP,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-	DefineCustomIntVariable("machine.timer_timeout",
-							"Sets the longest time a timer's transition may take in the background worker.",
-							"A timer that takes longer is cancelled, logged and dropped; 0 means no limit.",
-							&machine_timer_timeout,
-							10 * 1000, 0, PG_INT32_MAX,
-							PGC_SIGHUP,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
+	send_define_settings();
+	worker_define_settings();
+	timers_define_settings();
 	served_init();
 	MarkGUCPrefixReserved("machine");
 

@@ -460,6 +460,7 @@ extern void store_mark_machine_due(const char *machine);
 /* send.c: the transition path shared by spawn, send, restore and rewind */
 typedef Jsonb *(*TransitionWork) (void *arg);
 extern int	machine_max_send_depth;
+extern void send_define_settings(void);
 extern Jsonb *actor_transition(const char *actor_id, TransitionWork work,
 							   void *arg);
 typedef struct Transition
@@ -513,12 +514,16 @@ typedef struct MaintenanceCounts
 extern void timers_transition(const char *actor_id, CompiledMachine *cm,
 							  int from, int to, bool left, int64 version);
 extern bool maintenance_batch(int max_items, MaintenanceCounts *counts);
-
-/* worker.c, machine.c */
-extern bool machine_preloaded;
-extern int	machine_naptime;
 extern int	machine_timer_timeout;
+extern void timers_define_settings(void);
+
+/* worker.c */
+extern int	machine_naptime;
+extern void worker_define_settings(void);
 extern void machine_register_launcher(void);
+
+/* machine.c */
+extern bool machine_preloaded;
 
 /* subscriptions.c */
 extern void subscriptions_init(void);

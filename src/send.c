@@ -37,6 +37,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 
 #include "machine.h"
@@ -82,7 +83,21 @@ note_redelivery(const char *actor_id)
 	}
 }
 
+/* machine.max_send_depth */
 int			machine_max_send_depth = 16;
+
+void
+send_define_settings(void)
+{
+	DefineCustomIntVariable("machine.max_send_depth",
+							"Sets how deeply sends to other actors from handlers and effects may nest.",
+							NULL,
+							&machine_max_send_depth,
+							16, 1, 1000,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+}
 
 /*
  * Refuse to define or drop a machine from inside a transition: the actors

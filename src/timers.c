@@ -53,6 +53,22 @@
 /* Timers that machine_fire_timers() claims at a time */
 #define FIRE_TIMERS_BATCH 1000
 
+/* machine.timer_timeout: the longest a timer's transition may take in the worker */
+int			machine_timer_timeout = 10 * 1000;
+
+void
+timers_define_settings(void)
+{
+	DefineCustomIntVariable("machine.timer_timeout",
+							"Sets the longest time a timer's transition may take in the background worker.",
+							"A timer that takes longer is cancelled, logged and dropped; 0 means no limit.",
+							&machine_timer_timeout,
+							10 * 1000, 0, PG_INT32_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+}
+
 /* The timer whose event is being sent, taken out of the table already */
 static const DueTimer *timer_firing = NULL;
 

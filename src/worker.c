@@ -48,6 +48,7 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -64,6 +65,7 @@
 /* Timers and snapshots per transaction */
 #define WORKER_BATCH_SIZE 500
 
+/* machine.naptime */
 int			machine_naptime = 1000;
 
 /* In a worker: the name of its database */
@@ -81,6 +83,19 @@ typedef struct ServedDatabase
 	TimestampTz woken_at;		/* when it last got the extension */
 	bool		seen;			/* still in pg_database and allowed */
 } ServedDatabase;
+
+void
+worker_define_settings(void)
+{
+	DefineCustomIntVariable("machine.naptime",
+							"Sets how often the background workers look for due timers and snapshots.",
+							NULL,
+							&machine_naptime,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+}
 
 /* Register the launcher; called from _PG_init during preload */
 void
