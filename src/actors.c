@@ -108,7 +108,7 @@ spawn_work(void *arg)
 	}
 	timers_transition(a->actor_id, cm, -1, start, true, 0);
 	machine_run_effects(cm, entered->entry, entered->nentry, a->actor_id,
-						state, lifecycle_event("$init"));
+						state, lifecycle_event(MACHINE_INIT_TAG));
 	return state;
 }
 

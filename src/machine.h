@@ -72,6 +72,10 @@
 #define MACHINE_REWIND_TAG "$rewind"
 #define MACHINE_MIGRATE_TAG "$migrate"
 
+/* The events entry effects receive on a spawn and on a restore */
+#define MACHINE_INIT_TAG "$init"
+#define MACHINE_RESTORE_TAG "$restore"
+
 /* Longest accepted actor id, in bytes */
 #define MACHINE_MAX_ACTOR_ID_LEN 255
 

@@ -267,7 +267,7 @@ restore_work(void *arg)
 		list_spaced_snapshot(cm->def, a->row->store, a->actor_id, a->row->version);
 	machine_run_effects(cm, cm->def->states[index].entry,
 						cm->def->states[index].nentry, a->actor_id, state,
-						lifecycle_event("$restore"));
+						lifecycle_event(MACHINE_RESTORE_TAG));
 	return state;
 }
 

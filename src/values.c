@@ -196,7 +196,7 @@ lifecycle_event(const char *tag)
 {
 	static Jsonb *init = NULL;
 	static Jsonb *restore = NULL;
-	Jsonb	  **event = strcmp(tag, "$init") == 0 ? &init : &restore;
+	Jsonb	  **event = strcmp(tag, MACHINE_INIT_TAG) == 0 ? &init : &restore;
 
 	if (*event == NULL)
 	{
