@@ -11,6 +11,7 @@ OBJS = \
 	src/definition_interval.o \
 	src/diagram.o \
 	src/machine.o \
+	src/maintenance.o \
 	src/registry.o \
 	src/values.o \
 	src/transition.o \

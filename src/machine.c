@@ -32,7 +32,7 @@ _PG_init(void)
 {
 	send_define_settings();
 	worker_define_settings();
-	timers_define_settings();
+	maintenance_define_settings();
 	served_init();
 	MarkGUCPrefixReserved("machine");
 

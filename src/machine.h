@@ -28,10 +28,14 @@
  *	 compact.c		machine_compact: journal rows and snapshots a newer
  *					snapshot covers removed, or archived
  *	 simulate.c		the in-memory testing helpers
- *	 timers.c		durable timers and the maintenance pass
+ *	 diagram.c		machine_diagram: Mermaid and Graphviz drawings
+ *	 timers.c		durable timers: armed, moved and cancelled on transitions
+ *	 maintenance.c	the maintenance pass: due timers fired, spaced snapshots
  *	 subtransaction.c	one item of a batch in a subtransaction of its own
  *	 subscriptions.c	durable subscriptions to the journal
  *	 worker.c		the launcher and the per-database workers
+ *	 served.c		which databases the workers serve (machine.databases),
+ *					and waking the launcher when one gets the extension
  *
  *-------------------------------------------------------------------------
  */
@@ -506,7 +510,12 @@ extern Jsonb *actor_spawn(const char *actor_id, const char *machine,
 extern ErrorData *in_subtransaction(void (*fn) (void *), void *arg);
 extern char *error_text(ErrorData *error);
 
-/* timers.c */
+/* timers.c: arming, moving and cancelling timers on transitions */
+extern void timers_transition(const char *actor_id, CompiledMachine *cm,
+							  int from, int to, bool left, int64 version);
+extern void timers_set_firing(const DueTimer *timer);
+
+/* maintenance.c: firing due timers, taking spaced snapshots */
 typedef struct MaintenanceCounts
 {
 	int			fired;
@@ -515,11 +524,9 @@ typedef struct MaintenanceCounts
 	int			snapshots;
 } MaintenanceCounts;
 
-extern void timers_transition(const char *actor_id, CompiledMachine *cm,
-							  int from, int to, bool left, int64 version);
 extern bool maintenance_batch(int max_items, MaintenanceCounts *counts);
 extern int	machine_timer_timeout;
-extern void timers_define_settings(void);
+extern void maintenance_define_settings(void);
 
 /* worker.c */
 extern int	machine_naptime;

@@ -1,76 +1,33 @@
 /*-------------------------------------------------------------------------
  *
  * timers.c
- *	  Durable timers ("after") and the maintenance pass that fires them and
- *	  takes spaced snapshots: machine_run_maintenance, machine_fire_timers,
- *	  and the background worker's unit of work.
+ *	  Durable timers ("after") on transitions: arming them when a state is
+ *	  entered, moving or cancelling them when it is left.
  *
  * A timer is a row of machine.timers armed when its state is entered, at
  * the version of that entry.  Leaving the state cancels the state's timers;
  * a self-transition without reenter keeps them running by moving them to
- * the new version.  When due, a timer is claimed (deleted, FOR UPDATE SKIP
- * LOCKED, so two passes never take the same one) and sent to its actor
- * with expected_version = its armed version, in the same transaction: a
- * timer that lost a race to another event meets a version conflict and is
- * dropped silently, so it can never apply twice or to another state
- * instance.  Rows left behind by an older revision of a machine are dropped
- * the same way.
- *
- * Each timer fires in a subtransaction of its own, as the role that armed
- * it: one failing handler is logged with its actor and skipped, and a
- * superuser running the pass never runs user code with its own rights.
- * The code runs as a security-restricted operation (no temporary objects,
- * no LISTEN, no SET ROLE) and every setting it changes is undone after it,
- * as PostgreSQL does for index expressions run by VACUUM: the timer's
- * role can leave nothing behind in the session of the role that fired it.
- * The code is the machine's when the timer fires, so it runs only while
- * the roles that chose it may act as the armer (machine_authorize); only
- * the extension writes armed_by, as the role that sent.  In the worker,
- * machine.timer_timeout bounds each timer, so that one slow handler cannot
- * hold back every other timer of the database.
+ * the new version.  Firing them is maintenance.c's, which sends their
+ * events through send.c; this module is below send.c and calls only the
+ * store.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/xact.h"
-#include "catalog/pg_authid.h"
-#include "executor/spi.h"
-#include "funcapi.h"
 #include "miscadmin.h"
-#include "utils/builtins.h"
-#include "utils/datum.h"
-#include "utils/elog.h"
-#include "utils/guc.h"
-#include "utils/memutils.h"
-#include "utils/resowner.h"
-#include "utils/syscache.h"
-#include "utils/timeout.h"
-#include "utils/timestamp.h"
 
 #include "machine.h"
 
-/* Timers that machine_fire_timers() claims at a time */
-#define FIRE_TIMERS_BATCH 1000
-
-/* machine.timer_timeout: the longest a timer's transition may take in the worker */
-int			machine_timer_timeout = 10 * 1000;
-
-void
-timers_define_settings(void)
-{
-	DefineCustomIntVariable("machine.timer_timeout",
-							"Sets the longest time a timer's transition may take in the background worker.",
-							"A timer that takes longer is cancelled, logged and dropped; 0 means no limit.",
-							&machine_timer_timeout,
-							10 * 1000, 0, PG_INT32_MAX,
-							PGC_SIGHUP,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-}
-
 /* The timer whose event is being sent, taken out of the table already */
 static const DueTimer *timer_firing = NULL;
+
+/* Say which timer is firing (NULL: none), for the transition it causes */
+void
+timers_set_firing(const DueTimer *timer)
+{
+	timer_firing = timer;
+}
 
 /*
  * Is the state being left at "version" that of the timer firing, and that
@@ -115,260 +72,3 @@ timers_transition(const char *actor_id, CompiledMachine *cm, int from, int to,
 	}
 }
 
-typedef enum TimerOutcome
-{
-	TIMER_FIRED,
-	TIMER_DROPPED,				/* stale, or its actor is gone, stopped or done */
-	TIMER_FAILED				/* its send raised an error: logged */
-} TimerOutcome;
-
-/* Errors that mean the timer no longer applies, rather than a failure */
-static bool
-stale_timer_error(int sqlerrcode)
-{
-	return sqlerrcode == ERRCODE_MACHINE_VERSION_CONFLICT ||
-		sqlerrcode == ERRCODE_MACHINE_ACTOR_DONE ||
-		sqlerrcode == ERRCODE_UNDEFINED_OBJECT ||
-		sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
-}
-
-/*
- * Send a timer's event as the role that armed it, as a security-restricted
- * operation whose setting changes are undone after it (as VACUUM runs index
- * expressions): the timer's code leaves nothing behind in this session.
- */
-static void
-send_as_armer(void *arg)
-{
-	DueTimer   *timer = arg;
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(timer->role,
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
-	machine_firing_timer = true;
-	timer_firing = timer;
-	(void) actor_send(timer->actor_id, timer->event, timer->armed_version);
-	timer_firing = NULL;
-	machine_firing_timer = false;
-	AtEOXact_GUC(false, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-}
-
-/*
- * Bound a timer's work in the worker, as statement_timeout bounds a
- * statement: no statement starts there, so nothing else would.  A backend
- * running machine_run_maintenance() has its own statement_timeout.
- */
-static void
-timer_timeout_start(void)
-{
-	if (IsBackgroundWorker && machine_timer_timeout > 0)
-		enable_timeout_after(STATEMENT_TIMEOUT, machine_timer_timeout);
-}
-
-static void
-timer_timeout_stop(void)
-{
-	if (IsBackgroundWorker && machine_timer_timeout > 0)
-	{
-		disable_timeout(STATEMENT_TIMEOUT, false);
-		/* one that expired after the work was done cancels nothing else */
-		if (get_timeout_indicator(STATEMENT_TIMEOUT, true))
-			QueryCancelPending = false;
-	}
-}
-
-/* Fire one claimed timer, in a subtransaction of its own */
-static TimerOutcome
-fire_timer(TimerRef *ref)
-{
-	DueTimer	timer;
-	ErrorData  *error;
-	TimerOutcome outcome = TIMER_FIRED;
-
-	if (!store_take_timer(ref, &timer))
-		return TIMER_DROPPED;
-	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(timer.role)))
-	{
-		ereport(WARNING,
-				(errmsg("timer of actor \"%s\" dropped: the role that armed it no longer exists",
-						timer.actor_id)));
-		return TIMER_FAILED;
-	}
-
-	timer_timeout_start();
-	error = in_subtransaction(send_as_armer, &timer);
-	timer_firing = NULL;
-	machine_firing_timer = false;
-	timer_timeout_stop();
-	if (error == NULL)
-		return TIMER_FIRED;
-	if (stale_timer_error(error->sqlerrcode))
-		outcome = TIMER_DROPPED;
-	else
-	{
-		ereport(WARNING,
-				(errmsg("timer of actor \"%s\" failed: %s",
-						timer.actor_id, error->message),
-				 error->detail ? errdetail_internal("%s", error->detail) : 0,
-				 errhint("The timer was dropped.")));
-		outcome = TIMER_FAILED;
-	}
-	FreeErrorData(error);
-	return outcome;
-}
-
-typedef struct SpacedArgs
-{
-	int			limit;
-	int			taken;
-} SpacedArgs;
-
-static void
-spaced_snapshots_work(void *arg)
-{
-	SpacedArgs *a = arg;
-
-	a->taken = store_take_spaced_snapshots(a->limit);
-}
-
-/* Spaced snapshots, in a subtransaction: a failure is logged, not raised */
-static int
-take_spaced_snapshots(int limit)
-{
-	SpacedArgs	a = {limit, 0};
-	ErrorData  *error = in_subtransaction(spaced_snapshots_work, &a);
-
-	if (error == NULL)
-		return a.taken;
-	ereport(WARNING,
-			(errmsg("could not take spaced snapshots: %s", error->message),
-			 error->detail ? errdetail_internal("%s", error->detail) : 0));
-	FreeErrorData(error);
-	return 0;
-}
-
-/*
- * One batch of maintenance in the current transaction: fire up to
- * max_items due timers and take up to max_items spaced snapshots.  Caller
- * is connected to SPI.  Returns true when a limit was reached, so that more
- * may be due.
- */
-/* Fire claimed timers (a list of timer ids) in order, counting outcomes */
-static void
-fire_timers(List *due, MaintenanceCounts *counts)
-{
-	ListCell   *lc;
-
-	foreach(lc, due)
-	{
-		CHECK_FOR_INTERRUPTS();
-		switch (fire_timer((TimerRef *) lfirst(lc)))
-		{
-			case TIMER_FIRED:
-				counts->fired++;
-				break;
-			case TIMER_DROPPED:
-				counts->dropped++;
-				break;
-			case TIMER_FAILED:
-				counts->failed++;
-				break;
-		}
-	}
-}
-
-bool
-maintenance_batch(int max_items, MaintenanceCounts *counts)
-{
-	List	   *due = store_claim_timers(max_items);
-	int			snapshots;
-
-	fire_timers(due, counts);
-	snapshots = take_spaced_snapshots(max_items);
-	counts->snapshots += snapshots;
-	return list_length(due) >= max_items || snapshots >= max_items;
-}
-
-/*
- * machine_run_maintenance(max_items integer DEFAULT 1000) RETURNS
- *		TABLE(timers_fired integer, timers_dropped integer,
- *			  timers_failed integer, snapshots_taken integer)
- *
- * One pass of the background worker, in the caller's transaction: for a
- * server without the preload, for tests, or for a pg_cron job.
- */
-PG_FUNCTION_INFO_V1(machine_run_maintenance);
-Datum
-machine_run_maintenance(PG_FUNCTION_ARGS)
-{
-	int32		max_items = PG_GETARG_INT32(0);
-	MaintenanceCounts counts = {0};
-	TupleDesc	tupdesc;
-	Datum		values[4];
-	bool		nulls[4] = {false, false, false, false};
-
-	if (max_items < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_items must be at least 1")));
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	PreventCommandIfReadOnly("machine_run_maintenance()");
-
-	SPI_connect();
-	(void) maintenance_batch(max_items, &counts);
-	SPI_finish();
-
-	values[0] = Int32GetDatum(counts.fired);
-	values[1] = Int32GetDatum(counts.dropped);
-	values[2] = Int32GetDatum(counts.failed);
-	values[3] = Int32GetDatum(counts.snapshots);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
-}
-
-/*
- * machine_fire_timers(as_of timestamptz) RETURNS integer
- *
- * A test clock: in the caller's transaction, fire the timers that would be
- * due at as_of, as machine_run_maintenance() fires due ones (the timers of
- * roles whose privileges the caller has, each as its armer; a failing one
- * is logged and dropped), earliest first.  Timers armed by the timers it
- * fires wait for the next call.  Returns how many fired.
- */
-PG_FUNCTION_INFO_V1(machine_fire_timers);
-Datum
-machine_fire_timers(PG_FUNCTION_ARGS)
-{
-	TimestampTz as_of;
-	MaintenanceCounts counts = {0};
-	int64		last_timer;
-	int			claimed;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("as_of must not be NULL")));
-	as_of = PG_GETARG_TIMESTAMPTZ(0);
-	PreventCommandIfReadOnly("machine_fire_timers()");
-
-	SPI_connect();
-	last_timer = store_last_timer();
-	do
-	{
-		List	   *due = store_claim_timers_at(as_of, last_timer,
-												FIRE_TIMERS_BATCH);
-
-		claimed = list_length(due);
-		fire_timers(due, &counts);
-		list_free_deep(due);
-	} while (claimed >= FIRE_TIMERS_BATCH);
-	SPI_finish();
-
-	PG_RETURN_INT32(counts.fired);
-}
