@@ -170,11 +170,15 @@ LANGUAGE plproxy AS $$
 	TARGET machine_define;
 $$;
 
-CREATE FUNCTION machine_define(name text, definition jsonb)
+CREATE FUNCTION machine_router.machine_define(name text, definition jsonb)
 RETURNS integer
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT max(r) FROM machine_router.define_on_all(name, definition) AS r $$;
+CREATE FUNCTION machine_define(name text, definition jsonb)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_define(text, jsonb) IS
 	'define or redefine a machine on every shard; returns the newest revision among them';
 
@@ -186,29 +190,43 @@ LANGUAGE plproxy AS $$
 	TARGET machine_drop;
 $$;
 
-CREATE FUNCTION machine_drop(name text, "cascade" boolean DEFAULT false)
+CREATE FUNCTION machine_router.machine_drop(name text, "cascade" boolean DEFAULT false)
 RETURNS boolean
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT bool_or(r) FROM machine_router.drop_on_all(name, "cascade") AS r $$;
+CREATE FUNCTION machine_drop(name text, "cascade" boolean DEFAULT false)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_drop(text, boolean) IS
 	'drop a machine on every shard; true when a shard had it';
 
-CREATE FUNCTION machine_definition(name text)
+CREATE FUNCTION machine_router.machine_definition(name text)
 RETURNS jsonb
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON 0;
+	TARGET @extschema@.machine_definition;
 $$;
+CREATE FUNCTION machine_definition(name text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_definition(text) IS
 	'the stored definition of a machine, as the shard of slice 0 has it';
 
-CREATE FUNCTION machine_definition(name text, revision integer)
+CREATE FUNCTION machine_router.machine_definition(name text, revision integer)
 RETURNS jsonb
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON 0;
+	TARGET @extschema@.machine_definition;
 $$;
+CREATE FUNCTION machine_definition(name text, revision integer)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_definition(text, integer) IS
 	'the definition of a machine at one of its revisions, as the shard of slice 0 has it';
 
@@ -231,12 +249,17 @@ $$;
 
 -- the archive is named as a table of the router's, and taken by that name
 -- on each shard
-CREATE FUNCTION machine_compact(machine text, keep interval DEFAULT NULL,
+CREATE FUNCTION machine_router.machine_compact(machine text, keep interval DEFAULT NULL,
 								archive regclass DEFAULT NULL)
 RETURNS bigint
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT sum(r)::bigint FROM machine_router.compact_on_all(machine, keep, archive) AS r $$;
+CREATE FUNCTION machine_compact(machine text, keep interval DEFAULT NULL,
+								archive regclass DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_compact(text, interval, regclass) IS
 	'compact a machine''s journal and snapshots on every shard; returns the rows removed on all of them';
 
@@ -275,105 +298,163 @@ COMMENT ON FUNCTION machine_router_check() IS
 
 /* Actors: on the shard of the actor's slice */
 
-CREATE FUNCTION machine_spawn(actor_id text, machine text, data jsonb DEFAULT '{}',
+CREATE FUNCTION machine_router.machine_spawn(actor_id text, machine text, data jsonb DEFAULT '{}',
 							  if_not_exists boolean DEFAULT false, state text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON machine_router.hash(actor_id);
+	TARGET @extschema@.machine_spawn;
 $$;
+CREATE FUNCTION machine_spawn(actor_id text, machine text, data jsonb DEFAULT '{}',
+							  if_not_exists boolean DEFAULT false, state text DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_spawn(text, text, jsonb, boolean, text) IS
 	'create an actor on the shard of its slice';
 
-CREATE FUNCTION machine_send(actor_id text, event jsonb, expected_version bigint DEFAULT NULL,
+CREATE FUNCTION machine_router.machine_send(actor_id text, event jsonb, expected_version bigint DEFAULT NULL,
 							 idempotency_key text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON machine_router.hash(actor_id);
+	TARGET @extschema@.machine_send;
 $$;
+CREATE FUNCTION machine_send(actor_id text, event jsonb, expected_version bigint DEFAULT NULL,
+							 idempotency_key text DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_send(text, jsonb, bigint, text) IS
 	'apply one event to an actor on its shard; commits there when it returns';
 
-CREATE FUNCTION machine_send_entity(machine text, entity_id text, event jsonb,
+CREATE FUNCTION machine_router.machine_send_entity(machine text, entity_id text, event jsonb,
 									expected_version bigint DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON machine_router.hash(entity_id);
+	TARGET @extschema@.machine_send_entity;
 $$;
+CREATE FUNCTION machine_send_entity(machine text, entity_id text, event jsonb,
+									expected_version bigint DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_send_entity(text, text, jsonb, bigint) IS
 	'send an event to an entity on its shard, spawning it on its first message';
 
-CREATE FUNCTION machine_state(actor_id text)
+CREATE FUNCTION machine_router.machine_state(actor_id text)
 RETURNS jsonb
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON machine_router.hash(actor_id);
+	TARGET @extschema@.machine_state;
 $$;
+CREATE FUNCTION machine_state(actor_id text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_state(text) IS
 	'the current state of an actor, from its shard';
 
-CREATE FUNCTION machine_version(actor_id text)
+CREATE FUNCTION machine_router.machine_version(actor_id text)
 RETURNS bigint
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON machine_router.hash(actor_id);
+	TARGET @extschema@.machine_version;
 $$;
+CREATE FUNCTION machine_version(actor_id text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_version(text) IS
 	'the version of an actor, from its shard';
 
-CREATE FUNCTION machine_matches(actor_id text, tag text)
+CREATE FUNCTION machine_router.machine_matches(actor_id text, tag text)
 RETURNS boolean
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON machine_router.hash(actor_id);
+	TARGET @extschema@.machine_matches;
 $$;
+CREATE FUNCTION machine_matches(actor_id text, tag text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_matches(text, text) IS
 	'is the actor in that state, asked on its shard';
 
-CREATE FUNCTION machine_can(actor_id text, event jsonb)
+CREATE FUNCTION machine_router.machine_can(actor_id text, event jsonb)
 RETURNS boolean
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON machine_router.hash(actor_id);
+	TARGET @extschema@.machine_can;
 $$;
+CREATE FUNCTION machine_can(actor_id text, event jsonb)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_can(text, jsonb) IS
 	'would the actor handle this event now, asked on its shard';
 
-CREATE FUNCTION machine_stop(actor_id text)
+CREATE FUNCTION machine_router.machine_stop(actor_id text)
 RETURNS boolean
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON machine_router.hash(actor_id);
+	TARGET @extschema@.machine_stop;
 $$;
+CREATE FUNCTION machine_stop(actor_id text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_stop(text) IS
 	'stop an actor on its shard';
 
-CREATE FUNCTION machine_delete(actor_id text)
+CREATE FUNCTION machine_router.machine_delete(actor_id text)
 RETURNS boolean
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON machine_router.hash(actor_id);
+	TARGET @extschema@.machine_delete;
 $$;
+CREATE FUNCTION machine_delete(actor_id text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_delete(text) IS
 	'erase an actor with its journal, snapshots and timers on its shard';
 
-CREATE FUNCTION machine_persist(actor_id text, expected_version bigint DEFAULT NULL)
+CREATE FUNCTION machine_router.machine_persist(actor_id text, expected_version bigint DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON machine_router.hash(actor_id);
+	TARGET @extschema@.machine_persist;
 $$;
+CREATE FUNCTION machine_persist(actor_id text, expected_version bigint DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_persist(text, bigint) IS
 	'take a snapshot of an actor on its shard';
 
-CREATE FUNCTION machine_restore(actor_id text)
+CREATE FUNCTION machine_router.machine_restore(actor_id text)
 RETURNS jsonb
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON machine_router.hash(actor_id);
+	TARGET @extschema@.machine_restore;
 $$;
+CREATE FUNCTION machine_restore(actor_id text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_restore(text) IS
 	'bring a stopped actor back on its shard';
 
@@ -396,21 +477,31 @@ $$;
 COMMENT ON FUNCTION machine_restore_all(text) IS
 	'restore every stopped actor of a machine type, on every shard';
 
-CREATE FUNCTION machine_replay_to(actor_id text, version bigint)
+CREATE FUNCTION machine_router.machine_replay_to(actor_id text, version bigint)
 RETURNS jsonb
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON machine_router.hash(actor_id);
+	TARGET @extschema@.machine_replay_to;
 $$;
+CREATE FUNCTION machine_replay_to(actor_id text, version bigint)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_replay_to(text, bigint) IS
 	'the state an actor had at a version, computed on its shard';
 
-CREATE FUNCTION machine_rewind(actor_id text, version bigint)
+CREATE FUNCTION machine_router.machine_rewind(actor_id text, version bigint)
 RETURNS jsonb
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON machine_router.hash(actor_id);
+	TARGET @extschema@.machine_rewind;
 $$;
+CREATE FUNCTION machine_rewind(actor_id text, version bigint)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_rewind(text, bigint) IS
 	'set an actor to the state it had at a version, on its shard';
 
@@ -562,11 +653,15 @@ LANGUAGE plproxy AS $$
 	SELECT 1 FROM @extschema@.machine_grant(machine, role::pg_catalog.regrole, privilege);
 $$;
 
-CREATE FUNCTION machine_grant(machine text, role regrole, privilege text)
+CREATE FUNCTION machine_router.machine_grant(machine text, role regrole, privilege text)
 RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT count(*) FROM machine_router.grant_on_all(machine, role::text, privilege) $$;
+CREATE FUNCTION machine_grant(machine text, role regrole, privilege text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_grant(text, regrole, text) IS
 	'grant a privilege on a machine to a role, on every shard (the role must exist on each)';
 
@@ -578,19 +673,28 @@ LANGUAGE plproxy AS $$
 	SELECT 1 FROM @extschema@.machine_revoke(machine, role::pg_catalog.regrole, privilege);
 $$;
 
-CREATE FUNCTION machine_revoke(machine text, role regrole, privilege text)
+CREATE FUNCTION machine_router.machine_revoke(machine text, role regrole, privilege text)
 RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT count(*) FROM machine_router.revoke_on_all(machine, role::text, privilege) $$;
+CREATE FUNCTION machine_revoke(machine text, role regrole, privilege text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_revoke(text, regrole, text) IS
 	'revoke a privilege on a machine from a role, on every shard';
 
-CREATE FUNCTION machine_has_privilege(machine text, privilege text)
+CREATE FUNCTION machine_router.machine_has_privilege(machine text, privilege text)
 RETURNS boolean
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON 0;
+	TARGET @extschema@.machine_has_privilege;
 $$;
+CREATE FUNCTION machine_has_privilege(machine text, privilege text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'machine_router_forward'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_has_privilege(text, text) IS
 	'does the current role hold the privilege on the machine, as the shard of slice 0 says';

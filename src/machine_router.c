@@ -23,17 +23,31 @@
  * The locks are advisory locks of a key space of their own (field 4 is
  * neither 1 nor 2, which pg_advisory_lock uses).
  *
+ * Errors.  PL/Proxy re-raises a shard's error with the shard's SQLSTATE,
+ * but prefixes its message with the proxy function and the shard's
+ * database and its detail and hint with "Remote detail: " and "Remote
+ * hint: ".  The router's scalar functions are C functions that call their
+ * PL/Proxy twin in schema machine_router and give the error back as the
+ * shard raised it, naming the shard in its context; a shard that cannot be
+ * reached becomes a connection failure (08006) that names it.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/pg_proc.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
 #include "storage/lock.h"
 #include "utils/inval.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "slice.h"
 
@@ -155,4 +169,105 @@ machine_router_slice_of(PG_FUNCTION_ARGS)
 				 errhint("Use 1024, the default, unless the cluster was configured with another number.")));
 	PG_RETURN_INT32((int32) (router_hash_text(PG_GETARG_TEXT_PP(0)) &
 							 ((uint32_t) slices - 1)));
+}
+
+/*
+ * Give a shard's error back as the shard raised it.  PL/Proxy's forms:
+ * "FN(N): [DB] REMOTE ERROR: MSG" for an error the shard raised, and
+ * "PL/Proxy function FN(N): [DB] WHAT: LIBPQ MESSAGE" for its own.
+ */
+static void
+router_rewrite_error(ErrorData *edata)
+{
+	const char *msg = edata->message;
+	const char *open;
+	const char *close;
+	const char *remote;
+	char	   *shard;
+
+	if (msg == NULL || (open = strstr(msg, "): [")) == NULL ||
+		(close = strstr(open + 4, "] ")) == NULL)
+		return;
+	shard = pnstrdup(open + 4, close - (open + 4));
+	remote = close + 2;
+	if (strncmp(remote, "REMOTE ", 7) == 0 && (remote = strstr(remote, ": ")) != NULL)
+	{
+		edata->message = pstrdup(remote + 2);
+		if (edata->detail && strncmp(edata->detail, "Remote detail: ", 15) == 0)
+			edata->detail = pstrdup(edata->detail + 15);
+		if (edata->hint && strncmp(edata->hint, "Remote hint: ", 13) == 0)
+			edata->hint = pstrdup(edata->hint + 13);
+		if (edata->context && strncmp(edata->context, "Remote context: ", 16) == 0)
+			edata->context = psprintf("%s\non shard \"%s\"",
+									  edata->context + 16, shard);
+		else
+			edata->context = psprintf("on shard \"%s\"", shard);
+		/* a position in the shard's statement means nothing here */
+		edata->cursorpos = 0;
+	}
+	else if (strncmp(msg, "PL/Proxy function ", 18) == 0 &&
+			 strncmp(remote, "PQ", 2) == 0 && (remote = strstr(remote, ": ")) != NULL)
+	{
+		edata->sqlerrcode = ERRCODE_CONNECTION_FAILURE;
+		edata->message = psprintf("could not reach shard \"%s\"", shard);
+		edata->detail = pstrdup(remote + 2);
+		edata->hint = pstrdup("The calls for the actors of other shards go on; retry once the shard is back.");
+	}
+}
+
+/*
+ * The router's scalar functions: call the PL/Proxy function of the same
+ * name and arguments in schema machine_router, and give its errors back as
+ * the shard raised them.
+ */
+PG_FUNCTION_INFO_V1(machine_router_forward);
+Datum
+machine_router_forward(PG_FUNCTION_ARGS)
+{
+	FmgrInfo   *target = fcinfo->flinfo->fn_extra;
+	LOCAL_FCINFO(inner, FUNC_MAX_ARGS);
+	MemoryContext context = CurrentMemoryContext;
+	Datum		result = (Datum) 0;
+
+	if (target == NULL)
+	{
+		HeapTuple	tuple = SearchSysCache1(PROCOID,
+											ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
+		Form_pg_proc proc;
+		List	   *name;
+		Oid			oid;
+
+		if (!HeapTupleIsValid(tuple))
+			elog(ERROR, "cache lookup failed for function %u", fcinfo->flinfo->fn_oid);
+		proc = (Form_pg_proc) GETSTRUCT(tuple);
+		name = list_make2(makeString("machine_router"),
+						  makeString(pstrdup(NameStr(proc->proname))));
+		oid = LookupFuncName(name, proc->pronargs, proc->proargtypes.values, false);
+		ReleaseSysCache(tuple);
+		target = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(FmgrInfo));
+		fmgr_info_cxt(oid, target, fcinfo->flinfo->fn_mcxt);
+		fcinfo->flinfo->fn_extra = target;
+	}
+
+	InitFunctionCallInfoData(*inner, target, PG_NARGS(), PG_GET_COLLATION(),
+							 NULL, NULL);
+	for (int i = 0; i < PG_NARGS(); i++)
+		inner->args[i] = fcinfo->args[i];
+	PG_TRY();
+	{
+		result = FunctionCallInvoke(inner);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		router_rewrite_error(edata);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	fcinfo->isnull = inner->isnull;
+	return result;
 }

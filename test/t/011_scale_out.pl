@@ -4,7 +4,8 @@
 # 10,000 actors spawned through the router spread within 10 % of even over
 # the shards, and each lives on exactly the shard its slice maps to.
 # Sends, entities, restore_many (split by shard), restore_all and the view
-# (fan-out) work through the router; a shard's errors keep their SQLSTATE;
+# (fan-out) work through the router; a shard's errors keep their SQLSTATE,
+# message, detail and hint;
 # privileges are the shards', for the role that calls the router; the same
 # application script gives the same output against a single database and
 # against the router; machine_router_check finds a machine whose revisions
@@ -163,8 +164,8 @@ is($router->safe_psql('postgres', q{
 	'MA001,MA002,42710,42704', 'errors keep the shard\'s SQLSTATE');
 my ($rc, $out, $err) = $router->psql('postgres',
 	q{SELECT machine_send('a-1', '{"_tag": "Add"}', 0)});
-like($err, qr/\[shard\d\] REMOTE ERROR: version conflict on actor "a-1".*DETAIL:  Remote detail: Expected version 0/s,
-	'the message and detail come from the shard, which is named');
+like($err, qr/ERROR:  version conflict on actor "a-1"\nDETAIL:  Expected version 0, but the actor is at version \d+\.\nHINT:  Read the actor's state again and retry\.\nCONTEXT:  on shard "shard\d"/,
+	'the message, detail and hint are the shard\'s, and the context names the shard');
 
 # privileges are the shards', for the role that calls the router
 for my $i (1 .. $nshards)
@@ -316,10 +317,10 @@ my $port2 = $shards[1]->port;
 	qq{SELECT machine_send('$on2', '{"_tag": "Add", "n": 9}')});
 isnt($rc, 0, 'a send to an actor of the stopped shard fails');
 note("the error: $err");
-like($err, qr/\[shard2\].*(?:$port2|connection)/s, 'its error names the shard');
+like($err, qr/could not reach shard "shard2".*DETAIL:  .*(?:$port2|connection)/s, 'its error names the shard');
 is($router->safe_psql('postgres',
 	qq{SELECT sqlstate_of(\$\$SELECT machine_send('$on2', '{"_tag": "Add"}')\$\$)}),
-	'XX000', 'with PL/Proxy\'s SQLSTATE for a shard it cannot reach');
+	'08006', 'as a connection failure');
 is($router->safe_psql('postgres',
 	qq{SELECT machine_send('$on1', '{"_tag": "Add", "n": 9}') ->> 'n'}),
 	'9', 'the other shards keep working');
