@@ -974,7 +974,13 @@ md_compile_persistence(MdCompiler *c, const MdPath *at, json_object *obj)
 		bool		ok;
 
 		if (strcmp(key, "snapshotSchedule") == 0)
-			ok = md_compile_schedule(c, kp, value);
+		{
+			const char *text;
+			size_t		len;
+
+			ok = md_get_string(c, kp, value, &text, &len) &&
+				md_compile_schedule(c, kp, text, len);
+		}
 		else if (strcmp(key, "journalEvents") == 0)
 			ok = md_get_bool(c, kp, value, &ps->journal_events);
 		else if (strcmp(key, "machineType") == 0)

@@ -151,9 +151,9 @@ extern void *md_grow(MdCompiler *c, void *array, int used, int *max,
 extern bool md_get_string(MdCompiler *c, const MdPath *at, json_object *value,
 						  const char **s, size_t *len);
 
-/* "persistence.snapshotSchedule" (definition_interval.c) */
+/* "persistence.snapshotSchedule" (definition_interval.c), from its text */
 extern bool md_compile_schedule(MdCompiler *c, const MdPath *at,
-								json_object *value);
+								const char *text, size_t len);
 
 /* ----------------------------------------------------------------
  * Character classes
