@@ -50,6 +50,33 @@
 /* Longest function name: a schema-qualified name */
 #define MD_MAX_FUNCTION_LEN (2 * MD_MAX_NAME_LEN + 1)
 
+/* The field types of "events", by MdFieldType */
+#define MD_NFIELD_TYPES ((size_t) MD_FIELD_ANY + 1)
+static const struct
+{
+	const char *name;			/* as written */
+	const char *article;		/* as a message says it */
+}			md_field_types[MD_NFIELD_TYPES] = {
+	[MD_FIELD_STRING] = {"string", "a string"},
+	[MD_FIELD_NUMBER] = {"number", "a number"},
+	[MD_FIELD_BOOLEAN] = {"boolean", "a boolean"},
+	[MD_FIELD_OBJECT] = {"object", "an object"},
+	[MD_FIELD_ARRAY] = {"array", "an array"},
+	[MD_FIELD_ANY] = {"any", "anything"},
+};
+
+const char *
+md_field_type_name(MdFieldType type)
+{
+	return (size_t) type < MD_NFIELD_TYPES ? md_field_types[type].name : "?";
+}
+
+const char *
+md_field_type_article(MdFieldType type)
+{
+	return (size_t) type < MD_NFIELD_TYPES ? md_field_types[type].article : "?";
+}
+
 /* ----------------------------------------------------------------
  * Leaf values
  * ----------------------------------------------------------------
@@ -837,18 +864,6 @@ static bool
 md_compile_field_type(MdCompiler *c, const MdPath *at, json_object *value,
 					  MdField *field)
 {
-	static const struct
-	{
-		const char *name;
-		MdFieldType type;
-	}			types[] = {
-		{"string", MD_FIELD_STRING},
-		{"number", MD_FIELD_NUMBER},
-		{"boolean", MD_FIELD_BOOLEAN},
-		{"object", MD_FIELD_OBJECT},
-		{"array", MD_FIELD_ARRAY},
-		{"any", MD_FIELD_ANY}
-	};
 	const char *s;
 	size_t		len;
 	size_t		base;
@@ -862,11 +877,11 @@ md_compile_field_type(MdCompiler *c, const MdPath *at, json_object *value,
 		field->optional = true;
 		base--;
 	}
-	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+	for (i = 0; i < MD_NFIELD_TYPES; i++)
 	{
-		if (md_word_eq(s, base, types[i].name))
+		if (md_word_eq(s, base, md_field_types[i].name))
 		{
-			field->type = types[i].type;
+			field->type = (MdFieldType) i;
 			return true;
 		}
 	}
@@ -1184,14 +1199,6 @@ md_field_fits(json_object *value, MdFieldType type)
 	return false;
 }
 
-static const char *const md_field_type_names[] = {
-	[MD_FIELD_STRING] = "a string",
-	[MD_FIELD_NUMBER] = "a number",
-	[MD_FIELD_BOOLEAN] = "a boolean",
-	[MD_FIELD_OBJECT] = "an object",
-	[MD_FIELD_ARRAY] = "an array",
-	[MD_FIELD_ANY] = "anything",
-};
 
 /*
  * A timer's event must fit its payload schema, as a send's would: every
@@ -1227,7 +1234,7 @@ md_check_timer_payload(MdCompiler *c, const MdTimerCheck *check)
 			ok = md_fail_text(c, check->path,
 							  "field \"%s\" of event \"%s\" must be %s",
 							  field->name, check->event_tag,
-							  md_field_type_names[field->type]);
+							  md_field_type_article(field->type));
 	}
 	if (ok)
 	{

@@ -97,6 +97,14 @@ typedef enum MdFieldType
 	MD_FIELD_ANY
 } MdFieldType;
 
+/*
+ * A field type's name as "events" writes it ("string"), and as messages say
+ * it, with its article ("a string"); one table for the compiler and the
+ * server, which checks events against the schemas.
+ */
+extern const char *md_field_type_name(MdFieldType type);
+extern const char *md_field_type_article(MdFieldType type);
+
 typedef struct MdField
 {
 	const char *name;

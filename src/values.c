@@ -208,15 +208,6 @@ lifecycle_event(const char *tag)
 	return *event;
 }
 
-static const char *const field_type_names[] = {
-	[MD_FIELD_STRING] = "string",
-	[MD_FIELD_NUMBER] = "number",
-	[MD_FIELD_BOOLEAN] = "boolean",
-	[MD_FIELD_OBJECT] = "object",
-	[MD_FIELD_ARRAY] = "array",
-	[MD_FIELD_ANY] = "any",
-};
-
 static bool
 field_fits(JsonbValue *v, MdFieldType type)
 {
@@ -267,16 +258,14 @@ check_event_payload(const MachineDef *def, Jsonb *event, const char *tag)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("event \"%s\" has no field \"%s\"", tag, field->name),
 					 errdetail("Field \"%s\" is a required %s.", field->name,
-							   field_type_names[field->type])));
+							   md_field_type_name(field->type))));
 		}
 		if (!field_fits(value, field->type))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("field \"%s\" of event \"%s\" must be a%s %s",
+					 errmsg("field \"%s\" of event \"%s\" must be %s",
 							field->name, tag,
-							field->type == MD_FIELD_OBJECT ||
-							field->type == MD_FIELD_ARRAY ? "n" : "",
-							field_type_names[field->type]),
+							md_field_type_article(field->type)),
 					 errdetail("Got %s.", jsonb_type_name(value))));
 	}
 
