@@ -230,12 +230,17 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_definition(text, integer) IS
 	'the definition of a machine at one of its revisions, as the shard of slice 0 has it';
 
-CREATE FUNCTION machine_check_define(name text, definition jsonb)
+CREATE FUNCTION machine_router.machine_check_define(name text, definition jsonb)
 RETURNS TABLE (actor_id text, version bigint, problem text)
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON ALL;
+	TARGET @extschema@.machine_check_define;
 $$;
+CREATE FUNCTION machine_check_define(name text, definition jsonb)
+RETURNS TABLE (actor_id text, version bigint, problem text)
+AS 'MODULE_PATHNAME', 'machine_router_forward_rows'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_check_define(text, jsonb) IS
 	'what redefining a machine would break, on every shard; writes nothing';
 
@@ -458,22 +463,32 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_restore(text) IS
 	'bring a stopped actor back on its shard';
 
-CREATE FUNCTION machine_restore_many(actor_ids text[])
+CREATE FUNCTION machine_router.machine_restore_many(actor_ids text[])
 RETURNS TABLE (actor_id text, status text, state jsonb, error text)
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	SPLIT actor_ids;
 	RUN ON machine_router.hash(actor_ids);
+	TARGET @extschema@.machine_restore_many;
 $$;
+CREATE FUNCTION machine_restore_many(actor_ids text[])
+RETURNS TABLE (actor_id text, status text, state jsonb, error text)
+AS 'MODULE_PATHNAME', 'machine_router_forward_rows'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_restore_many(text[]) IS
 	'restore several actors, the ids split by shard; each shard''s rows commit there';
 
-CREATE FUNCTION machine_restore_all(machine_type text)
+CREATE FUNCTION machine_router.machine_restore_all(machine_type text)
 RETURNS TABLE (actor_id text, status text, state jsonb, error text)
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON ALL;
+	TARGET @extschema@.machine_restore_all;
 $$;
+CREATE FUNCTION machine_restore_all(machine_type text)
+RETURNS TABLE (actor_id text, status text, state jsonb, error text)
+AS 'MODULE_PATHNAME', 'machine_router_forward_rows'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_restore_all(text) IS
 	'restore every stopped actor of a machine type, on every shard';
 
@@ -505,18 +520,23 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_rewind(text, bigint) IS
 	'set an actor to the state it had at a version, on its shard';
 
-CREATE FUNCTION machine_history(actor_id text)
+CREATE FUNCTION machine_router.machine_history(actor_id text)
 RETURNS TABLE (version bigint, event jsonb, state jsonb, recorded_at timestamptz)
 LANGUAGE plproxy AS $$
 	CLUSTER 'machine';
 	RUN ON machine_router.hash(actor_id);
+	TARGET @extschema@.machine_history;
 $$;
+CREATE FUNCTION machine_history(actor_id text)
+RETURNS TABLE (version bigint, event jsonb, state jsonb, recorded_at timestamptz)
+AS 'MODULE_PATHNAME', 'machine_router_forward_rows'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION machine_history(text) IS
 	'every journaled event of an actor, from its shard';
 
 /* The registry view: the union of every shard's */
 
-CREATE FUNCTION machine_router.actors()
+CREATE FUNCTION machine_router.shard_actors()
 RETURNS TABLE (id text, machine text, machine_type text, created_at timestamptz,
 			   last_activity_at timestamptz, version bigint, state_tag text,
 			   status text, snapshot_version bigint)
@@ -527,13 +547,22 @@ LANGUAGE plproxy AS $$
 		   a.version, a.state_tag, a.status, a.snapshot_version
 	  FROM machine.actors AS a;
 $$;
-COMMENT ON FUNCTION machine_router.actors() IS
+COMMENT ON FUNCTION machine_router.shard_actors() IS
 	'every shard''s machine.actors, as the calling role sees it there';
+
+CREATE FUNCTION machine.shard_actors()
+RETURNS TABLE (id text, machine text, machine_type text, created_at timestamptz,
+			   last_activity_at timestamptz, version bigint, state_tag text,
+			   status text, snapshot_version bigint)
+AS 'MODULE_PATHNAME', 'machine_router_forward_rows'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION machine.shard_actors() IS
+	'machine_router.shard_actors(), with a shard''s errors as the shard raised them';
 
 CREATE VIEW machine.actors AS
 	SELECT id, machine, machine_type, created_at, last_activity_at, version,
 		   state_tag, status, snapshot_version
-	  FROM machine_router.actors();
+	  FROM machine.shard_actors();
 COMMENT ON VIEW machine.actors IS
 	'the actor registry of every shard: one row per actor';
 GRANT SELECT ON machine.actors TO PUBLIC;

@@ -191,6 +191,12 @@ SELECT machine_router_configure(ARRAY['dbname=x'], 8);
 SELECT machine_router_move(2, 'dbname=x');
 RESET ROLE;
 
+-- set-returning functions give shards' errors back as raised, too (both
+-- shards refuse; the context would name the first to answer)
+\set SHOW_CONTEXT never
+SELECT * FROM machine_check_define('counter', '{"initial": "A"}');
+\set SHOW_CONTEXT errors
+
 -- delete, drop on every shard
 SELECT machine_delete('c-1'), machine_state('c-1');
 -- (both shards refuse; which one answers first varies)

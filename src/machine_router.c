@@ -26,8 +26,9 @@
  * Errors.  PL/Proxy re-raises a shard's error with the shard's SQLSTATE,
  * but prefixes its message with the proxy function and the shard's
  * database and its detail and hint with "Remote detail: " and "Remote
- * hint: ".  The router's scalar functions are C functions that call their
- * PL/Proxy twin in schema machine_router and give the error back as the
+ * hint: ".  The router's functions are C functions that call their
+ * PL/Proxy twin in schema machine_router (scalar ones through the function
+ * manager, set-returning ones through SPI) and give the error back as the
  * shard raised it, naming the shard in its context; a shard that cannot be
  * reached becomes a connection failure (08006) that names it.
  *
@@ -38,7 +39,9 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_proc.h"
+#include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/value.h"
@@ -270,4 +273,77 @@ machine_router_forward(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	fcinfo->isnull = inner->isnull;
 	return result;
+}
+
+/*
+ * The router's set-returning functions: run SELECT * FROM the PL/Proxy
+ * function of the same name and arguments in schema machine_router, and
+ * return its rows (materialized), with its errors given back as the shard
+ * raised them.
+ */
+PG_FUNCTION_INFO_V1(machine_router_forward_rows);
+Datum
+machine_router_forward_rows(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext context = CurrentMemoryContext;
+	HeapTuple	tuple;
+	Form_pg_proc proc;
+	StringInfoData sql;
+	Oid			argtypes[FUNC_MAX_ARGS];
+	Datum		values[FUNC_MAX_ARGS];
+	char		nulls[FUNC_MAX_ARGS];
+	int			nargs = PG_NARGS();
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for function %u", fcinfo->flinfo->fn_oid);
+	proc = (Form_pg_proc) GETSTRUCT(tuple);
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT * FROM machine_router.%s(",
+					 quote_identifier(NameStr(proc->proname)));
+	for (int i = 0; i < nargs; i++)
+	{
+		argtypes[i] = proc->proargtypes.values[i];
+		values[i] = fcinfo->args[i].value;
+		nulls[i] = fcinfo->args[i].isnull ? 'n' : ' ';
+		appendStringInfo(&sql, "%s$%d", i > 0 ? ", " : "", i + 1);
+	}
+	appendStringInfoChar(&sql, ')');
+	ReleaseSysCache(tuple);
+
+	PG_TRY();
+	{
+		SPI_connect();
+		if (SPI_execute_with_args(sql.data, nargs, argtypes, values, nulls,
+								  false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not run %s", sql.data);
+		for (uint64 row = 0; row < SPI_processed; row++)
+		{
+			Datum		cols[FUNC_MAX_ARGS];
+			bool		isnull[FUNC_MAX_ARGS];
+			int			natts = rsinfo->setDesc->natts;
+
+			if (natts > FUNC_MAX_ARGS || SPI_tuptable->tupdesc->natts != natts)
+				elog(ERROR, "unexpected columns from %s", sql.data);
+			heap_deform_tuple(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+							  cols, isnull);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, cols, isnull);
+		}
+		SPI_finish();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		router_rewrite_error(edata);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return (Datum) 0;
 }
