@@ -24,6 +24,7 @@ OBJS = \
 	src/served.o \
 	src/actors.o \
 	src/entity.o \
+	src/fold.o \
 	src/restore.o \
 	src/check.o \
 	src/dependencies.o \

@@ -21,7 +21,8 @@
  *	 send.c			machine_send: the transition path
  *	 actors.c		spawn, state, version, stop, delete, persist
  *	 entity.c		machine_send_entity: spawn on the first message
- *	 restore.c		restore, replay, rewind, history (folds of the journal)
+ *	 fold.c			folds of the journal: an actor's state at a version
+ *	 restore.c		restore, replay, rewind, state_at, history
  *	 check.c		machine_check_define: a redefinition's dry run
  *	 dependencies.c	the event triggers that keep machines' functions in place
  *	 migrate.c		a redefinition's "migrate" function run on every actor
@@ -497,8 +498,6 @@ extern void refuse_in_transition(const char *what);
 extern Jsonb *actor_send(const char *actor_id, Jsonb *event, int64 expected);
 extern Jsonb *actor_send_keyed(const char *actor_id, Jsonb *event,
 							   int64 expected, const char *key);
-extern Jsonb *actor_state_at(const char *actor_id, ActorRow *row,
-							 CompiledMachine *cm, int64 version);
 extern void version_conflict(const char *actor_id, int64 expected,
 							 int64 actual) pg_attribute_noreturn();
 
@@ -540,10 +539,12 @@ extern bool machine_preloaded;
 extern void subscriptions_init(void);
 extern void subscriptions_wake(const char *machine_type);
 
-/* restore.c */
+/* fold.c */
 typedef void (*FoldCallback) (JournalEntry *entry, Jsonb *state, void *arg);
 extern Jsonb *machine_fold(const char *actor_id, CompiledMachine *cm,
 						   Jsonb *initial_state, int64 upto, bool from_start,
 						   FoldCallback callback, void *arg);
+extern Jsonb *actor_state_at(const char *actor_id, ActorRow *row,
+							 CompiledMachine *cm, int64 version);
 
 #endif							/* MACHINE_H */
