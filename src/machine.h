@@ -166,7 +166,6 @@ typedef struct CompiledMachine
 #define MACHINE_RUN		ACL_EXECUTE
 
 extern CompiledMachine *machine_lookup(const char *name, bool missing_ok);
-extern void machine_lock(const char *name, LOCKMODE mode);
 extern CompiledMachine *machine_compile_candidate(const char *name,
 												  Jsonb *definition);
 extern void machine_free_candidate(CompiledMachine *cm);
@@ -269,6 +268,7 @@ extern void store_unbecome_owner(AsOwner *saved);
 extern Oid	store_instances_relid(void);
 extern bool store_memory_available(void);
 extern void store_forget_relation(Oid relid);
+extern void machine_lock(const char *name, LOCKMODE mode);
 extern bool store_read_actor(const char *actor_id, RowLock lock, ActorRow *row);
 extern bool store_insert_actor(StoreKind kind, const char *actor_id,
 							   const char *machine,

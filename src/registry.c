@@ -50,7 +50,6 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "commands/trigger.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
@@ -216,21 +215,6 @@ lookup_machines_relid(void)
 	if (!OidIsValid(relid))
 		elog(ERROR, "table machine.machines does not exist");
 	return relid;
-}
-
-/*
- * Lock a machine by name until the end of the transaction: RowExclusiveLock
- * to write its actors, ExclusiveLock to redefine or drop it.  Acquiring the
- * lock delivers the invalidations of a redefinition waited for.
- */
-void
-machine_lock(const char *name, LOCKMODE mode)
-{
-	if (!OidIsValid(machines_relid))
-		machines_relid = lookup_machines_relid();
-	LockDatabaseObject(machines_relid,
-					   hash_bytes((const unsigned char *) name, strlen(name)),
-					   0, mode);
 }
 
 static void
