@@ -179,6 +179,7 @@ extern void machine_authorize(CompiledMachine *cm, AclMode modes);
 extern void machine_authorize_by_name(const char *name, AclMode modes);
 extern bool machine_may_read(Oid owner, Acl *acl);
 extern bool machine_firing_timer;
+extern const char *machine_transition_actor;
 extern void registry_init(void);
 
 /* values.c */
@@ -494,7 +495,6 @@ extern void list_spaced_snapshot(const MachineDef *def, StoreKind kind,
 								 int64 version);
 extern void actor_record_migration(const Transition *t, bool stopped);
 extern int64 next_version(const char *actor_id, int64 version);
-extern void refuse_in_transition(const char *what);
 extern Jsonb *actor_send(const char *actor_id, Jsonb *event, int64 expected);
 extern Jsonb *actor_send_keyed(const char *actor_id, Jsonb *event,
 							   int64 expected, const char *key);

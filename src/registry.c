@@ -86,6 +86,9 @@ static Oid	machines_relid = InvalidOid;
 /* Set while a timer's send runs: see machine_authorize() */
 bool		machine_firing_timer = false;
 
+/* The innermost actor whose transition is under way (send.c), or NULL */
+const char *machine_transition_actor = NULL;
+
 static const struct
 {
 	const char *name;
@@ -204,6 +207,21 @@ registry_init(void)
 	CacheRegisterSyscacheCallback(AUTHOID, roles_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, roles_callback, (Datum) 0);
 	RegisterXactCallback(xact_callback, NULL);
+}
+
+/*
+ * Refuse to define or drop a machine from inside a transition: the actors
+ * under way would go on with the machine that is being replaced.
+ */
+static void
+refuse_in_transition(const char *what)
+{
+	if (machine_transition_actor != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("cannot %s a machine while a transition is in progress", what),
+				 errdetail("A guard, handler or effect of actor \"%s\" called it.",
+						   machine_transition_actor)));
 }
 
 static Oid

@@ -99,21 +99,6 @@ send_define_settings(void)
 							NULL, NULL, NULL);
 }
 
-/*
- * Refuse to define or drop a machine from inside a transition: the actors
- * under way would go on with the machine that is being replaced.
- */
-void
-refuse_in_transition(const char *what)
-{
-	if (send_depth > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_IN_USE),
-				 errmsg("cannot %s a machine while a transition is in progress", what),
-				 errdetail("A guard, handler or effect of actor \"%s\" called it.",
-						   active_mailboxes->actor_id)));
-}
-
 void
 version_conflict(const char *actor_id, int64 expected, int64 actual)
 {
@@ -465,6 +450,7 @@ actor_transition(const char *actor_id, TransitionWork work, void *arg)
 	box.context = CurrentMemoryContext;
 	box.outer = active_mailboxes;
 	active_mailboxes = &box;
+	machine_transition_actor = actor_id;
 	send_depth++;
 	PG_TRY();
 	{
@@ -488,6 +474,7 @@ actor_transition(const char *actor_id, TransitionWork work, void *arg)
 	PG_FINALLY();
 	{
 		active_mailboxes = box.outer;
+		machine_transition_actor = box.outer ? box.outer->actor_id : NULL;
 		send_depth--;
 	}
 	PG_END_TRY();
