@@ -21,6 +21,7 @@
  */
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,6 +113,19 @@ md_arena_destroy(MdArena *arena)
 		MD_FREE(chunk);
 		chunk = next;
 	}
+}
+
+/*
+ * Report running out of memory; always returns false.  Here, beside the
+ * allocations that fail, so that the arenas need nothing of the error
+ * module, which allocates its path texts from them.
+ */
+bool
+md_oom(MdCompiler *c)
+{
+	if (c->errbuf != NULL && c->errlen > 0)
+		snprintf(c->errbuf, c->errlen, "%s", "definition: out of memory");
+	return false;
 }
 
 /* Zeroed, aligned memory from the arena, or NULL when out of memory */

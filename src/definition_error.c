@@ -354,18 +354,6 @@ md_fail_text(MdCompiler *c, const char *at_text, const char *fmt,...)
 	return false;
 }
 
-/* Report running out of memory; always returns false */
-bool
-md_oom(MdCompiler *c)
-{
-	MdOut		out;
-
-	md_out_init(&out, c->errbuf, c->errlen);
-	md_out_append(&out, "definition: out of memory",
-				  strlen("definition: out of memory"));
-	return false;
-}
-
 /*
  * A message alone, without a path, into a caller's buffer, as
  * md_parse_interval() reports; always returns false

@@ -130,6 +130,8 @@ extern bool md_fail(MdCompiler *c, const MdPath *at, const char *fmt,...)
 			MD_PRINTF(3, 4);
 extern bool md_fail_text(MdCompiler *c, const char *at_text,
 						 const char *fmt,...) MD_PRINTF(3, 4);
+
+/* Out of memory, reported by the arenas (definition_arena.c) */
 extern bool md_oom(MdCompiler *c);
 
 /* A message without a path into any buffer, for md_parse_interval() */
