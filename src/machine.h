@@ -269,7 +269,6 @@ extern void store_unbecome_owner(AsOwner *saved);
 extern Oid	store_instances_relid(void);
 extern bool store_memory_available(void);
 extern void store_forget_relation(Oid relid);
-extern void machine_lock(const char *name, LOCKMODE mode);
 extern bool store_read_actor(const char *actor_id, RowLock lock, ActorRow *row);
 extern bool store_insert_actor(StoreKind kind, const char *actor_id,
 							   const char *machine,
@@ -396,6 +395,7 @@ typedef enum DirectTableId
 
 extern bool store_direct_usable(StoreKind kind, DirectTableId table);
 extern void store_direct_forget(Oid relid);
+extern void machine_lock(const char *name, LOCKMODE mode);
 extern void store_direct_scan_events_of(StoreKind kind, Datum *ids,
 										Datum *afters, Datum *uptos, int n,
 										EventCallback callback, void *arg);

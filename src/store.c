@@ -43,7 +43,6 @@
 
 #include "access/xlog.h"
 #include "catalog/namespace.h"
-#include "common/hashfn.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -643,7 +642,6 @@ static SavedQuery spaced_snapshots_1_0_query = {
 static Oid	instances_relid = InvalidOid;
 static Oid	memory_relid = InvalidOid;
 static Oid	postponed_relid = InvalidOid;
-static Oid	machines_relid = InvalidOid;	/* for machine_lock() */
 static bool read_actor_in(StoreKind kind, const char *actor_id, RowLock lock,
 						  ActorRow *row);
 static Oid	tables_owner = InvalidOid;
@@ -890,34 +888,10 @@ store_instances_relid(void)
 	return instances_relid;
 }
 
-/*
- * Lock a machine by name until the end of the transaction: RowExclusiveLock
- * to write its actors, ExclusiveLock to redefine or drop it.  Acquiring the
- * lock delivers the invalidations of a redefinition waited for.  The lock
- * is an object lock named by machine.machines and a hash of the name.
- */
-void
-machine_lock(const char *name, LOCKMODE mode)
-{
-	if (!OidIsValid(machines_relid))
-	{
-		Oid			nsp = get_namespace_oid("machine", false);
-
-		machines_relid = get_relname_relid("machines", nsp);
-		if (!OidIsValid(machines_relid))
-			elog(ERROR, "table machine.machines does not exist");
-	}
-	LockDatabaseObject(machines_relid,
-					   hash_bytes((const unsigned char *) name, strlen(name)),
-					   0, mode);
-}
-
 void
 store_forget_relation(Oid relid)
 {
 	store_direct_forget(relid);
-	if (relid == InvalidOid || relid == machines_relid)
-		machines_relid = InvalidOid;
 	if (relid == InvalidOid || relid == instances_relid)
 	{
 		instances_relid = InvalidOid;

@@ -44,6 +44,7 @@
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
@@ -317,10 +318,37 @@ store_direct_usable(StoreKind kind, DirectTableId table)
 	return direct_status[kind] == DIRECT_USABLE;
 }
 
+/* machine.machines, whose object locks are the machines' (machine_lock) */
+static Oid	machines_relid = InvalidOid;
+
+/*
+ * Lock a machine by name until the end of the transaction: RowExclusiveLock
+ * to write its actors, ExclusiveLock to redefine or drop it.  Acquiring the
+ * lock delivers the invalidations of a redefinition waited for.  The lock
+ * is an object lock named by machine.machines and a hash of the name.
+ */
+void
+machine_lock(const char *name, LOCKMODE mode)
+{
+	if (!OidIsValid(machines_relid))
+	{
+		Oid			nsp = get_namespace_oid("machine", false);
+
+		machines_relid = get_relname_relid("machines", nsp);
+		if (!OidIsValid(machines_relid))
+			elog(ERROR, "table machine.machines does not exist");
+	}
+	LockDatabaseObject(machines_relid,
+					   hash_bytes((const unsigned char *) name, strlen(name)),
+					   0, mode);
+}
+
 /* Relcache invalidation: check the tables again before the next send */
 void
 store_direct_forget(Oid relid)
 {
+	if (relid == InvalidOid || relid == machines_relid)
+		machines_relid = InvalidOid;
 	for (int k = 0; k < STORE_NKINDS; k++)
 	{
 		if (relid == InvalidOid)
