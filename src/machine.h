@@ -171,7 +171,7 @@ extern CompiledMachine *machine_compile_candidate(const char *name,
 extern void machine_free_candidate(CompiledMachine *cm);
 
 /* migrate.c */
-extern int64 machine_migrate_actors(const char *name, int32 from_revision);
+extern int64 machine_migrate_actors(CompiledMachine *cm, int32 from_revision);
 extern Oid	machine_stored_function(MdFunctionKind kind, const char *name,
 									char **signature);
 extern const char *machine_function_kind_name(MdFunctionKind kind);

@@ -81,14 +81,13 @@ migrate_actor(CompiledMachine *cm, const char *actor_id, int32 from_revision)
 }
 
 /*
- * Run the "migrate" function of a machine's revision, just stored, on each
- * of its actors; returns how many changed.  The caller holds the machine's
- * lock exclusively and is connected to SPI.
+ * Run the "migrate" function of a machine's revision, just stored and
+ * looked up by the caller, on each of its actors; returns how many changed.
+ * The caller holds the machine's lock exclusively and is connected to SPI.
  */
 int64
-machine_migrate_actors(const char *name, int32 from_revision)
+machine_migrate_actors(CompiledMachine *cm, int32 from_revision)
 {
-	CompiledMachine *cm = machine_lookup(name, false);
 	MemoryContext batch_context;
 	int64		migrated = 0;
 
@@ -98,7 +97,7 @@ machine_migrate_actors(const char *name, int32 from_revision)
 										  ALLOCSET_DEFAULT_SIZES);
 	for (int kind = 0; kind < store_kinds(); kind++)
 	{
-		Portal		portal = store_open_actors_of((StoreKind) kind, name);
+		Portal		portal = store_open_actors_of((StoreKind) kind, cm->name);
 		List	   *ids;
 
 		while ((ids = store_fetch_actor_ids(portal, MIGRATE_BATCH,

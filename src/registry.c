@@ -970,7 +970,7 @@ machine_define(PG_FUNCTION_ARGS)
 	{
 		/* the new revision, compiled from its row, migrates the actors */
 		CommandCounterIncrement();
-		machine_migrate_actors(name, replaces);
+		machine_migrate_actors(machine_lookup(name, false), replaces);
 		refuse_actors_outside(name, resolved.tags);
 	}
 	SPI_finish();
