@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * machine_router.c
- *	  The C part of the machine_router extension: the slice hash, so that a
+ *	  The C part of the machine_router extension: the slice hash (so that a
  *	  router computes the same slices as its shards without the machine
- *	  extension installed.
+ *	  extension installed), the locks that hold calls back while their
+ *	  slice moves, and the wrappers that give shards' errors back as raised.
  *
  * The routing itself is PL/Proxy's (sql/machine_router--1.1.sql): the
  * cluster "machine" has one partition per slice, and every routed function
@@ -15,9 +16,8 @@
  * (the hash's low 10 bits: a slice of up to 1024 slices is a set of them,
  * one of more slices a part of one) in share mode, until the router's
  * transaction ends; machine_router_move takes the slice's sub-slices in
- * exclusive mode.  So
- * a move waits for the calls in flight, and calls that come during a move
- * wait for it.  Such a call has read PL/Proxy's map of partitions before
+ * exclusive mode.  So a move waits for the calls in flight, and calls that
+ * come during a move wait for it.  Such a call has read PL/Proxy's map of partitions before
  * it waited, and the map may now be stale: it fails with a retryable
  * serialization failure instead of going to the shard that kept the slice.
  * The locks are advisory locks of a key space of their own (field 4 is
@@ -40,15 +40,17 @@
 #include "access/xact.h"
 #include "catalog/pg_proc.h"
 #include "executor/spi.h"
+#include "executor/tstoreReceiver.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "nodes/params.h"
 #include "nodes/value.h"
 #include "parser/parse_func.h"
 #include "storage/lock.h"
-#include "utils/inval.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -316,23 +318,33 @@ machine_router_forward_rows(PG_FUNCTION_ARGS)
 
 	PG_TRY();
 	{
-		SPI_connect();
-		if (SPI_execute_with_args(sql.data, nargs, argtypes, values, nulls,
-								  false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not run %s", sql.data);
-		for (uint64 row = 0; row < SPI_processed; row++)
-		{
-			Datum		cols[FUNC_MAX_ARGS];
-			bool		isnull[FUNC_MAX_ARGS];
-			int			natts = rsinfo->setDesc->natts;
+		SPIExecuteOptions options;
+		SPIPlanPtr	plan;
+		DestReceiver *dest = CreateDestReceiver(DestTuplestore);
+		ParamListInfo params = makeParamList(nargs);
 
-			if (natts > FUNC_MAX_ARGS || SPI_tuptable->tupdesc->natts != natts)
-				elog(ERROR, "unexpected columns from %s", sql.data);
-			heap_deform_tuple(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
-							  cols, isnull);
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, cols, isnull);
+		/* rows go straight into the result, without a copy in SPI */
+		SetTuplestoreDestReceiverParams(dest, rsinfo->setResult,
+										rsinfo->econtext->ecxt_per_query_memory,
+										false, rsinfo->setDesc,
+										"unexpected columns from a shard");
+		for (int i = 0; i < nargs; i++)
+		{
+			params->params[i].value = values[i];
+			params->params[i].isnull = nulls[i] == 'n';
+			params->params[i].pflags = PARAM_FLAG_CONST;
+			params->params[i].ptype = argtypes[i];
 		}
+		memset(&options, 0, sizeof(options));
+		options.params = params;
+		options.dest = dest;
+		SPI_connect();
+		plan = SPI_prepare(sql.data, nargs, argtypes);
+		if (plan == NULL ||
+			SPI_execute_plan_extended(plan, &options) != SPI_OK_SELECT)
+			elog(ERROR, "could not run %s", sql.data);
 		SPI_finish();
+		dest->rDestroy(dest);
 	}
 	PG_CATCH();
 	{
