@@ -5,10 +5,10 @@ MODULE_big = machine
 # the router's library: the slice hash (the routing is PL/Proxy's)
 MODULES = src/machine_router
 OBJS = \
-	src/definition.o \
-	src/definition_arena.o \
-	src/definition_error.o \
-	src/definition_interval.o \
+	src/definition/definition.o \
+	src/definition/definition_arena.o \
+	src/definition/definition_error.o \
+	src/definition/definition_interval.o \
 	src/diagram.o \
 	src/machine.o \
 	src/maintenance.o \
@@ -41,6 +41,8 @@ DATA = $(wildcard sql/machine--*.sql) $(wildcard sql/machine_router--*.sql)
 
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
+# the definition compiler (json-c and libc only) has a folder of its own
+PG_CPPFLAGS = -I$(srcdir)/src/definition
 SHLIB_LINK = -ljson-c
 
 REGRESS = definitions revisions check_define dependencies migrate compact send send_many persistence conflicts restore replay view simulate timers can spawn subscriptions clock postpone diagram privileges security slice entity adapters

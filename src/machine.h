@@ -5,7 +5,7 @@
  *	  extension.
  *
  * The modules, by concern:
- *	 definition*.c	the json-c compiler of definitions (no server headers):
+ *	 definition/	the json-c compiler of definitions (no server headers):
  *					the grammar's walk, its arena, its error paths, and
  *					intervals and schedules
  *	 registry.c		machine_define/_definition/_drop and the per-backend cache
