@@ -439,33 +439,19 @@ compile_or_error(const char *json)
 	return def;
 }
 
-/*
- * The compiled machine of that name, compiled on first use; NULL when there
- * is no such machine and missing_ok.  Must be called after the caller has
- * locked machine.instances, so that pending invalidations are delivered.
- * Caller is connected to SPI.
- */
-CompiledMachine *
-machine_lookup(const char *name, bool missing_ok)
+static void
+no_such_machine(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("machine \"%s\" does not exist", name)));
+}
+
+/* The cached compiled machine of that name, or NULL */
+static CompiledMachine *
+cache_find(const char *name)
 {
 	CacheEntry *entry;
-	bool		found;
-	StoredMachine stored;
-	CompiledMachine *cm;
-	MemoryContext context;
-	MemoryContext old;
-	Datum	   *names;
-	int			nnames;
-	AsOwner		saved;
-
-	if (strlen(name) >= NAMEDATALEN)
-	{
-		if (missing_ok)
-			return NULL;
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("machine \"%s\" does not exist", name)));
-	}
 
 	if (machine_cache == NULL)
 	{
@@ -476,72 +462,17 @@ machine_lookup(const char *name, bool missing_ok)
 		machine_cache = hash_create("machine definitions", 64, &ctl,
 									HASH_ELEM | HASH_STRINGS);
 	}
-	if (!OidIsValid(machines_relid))
-		machines_relid = lookup_machines_relid();
-
 	entry = hash_search(machine_cache, name, HASH_FIND, NULL);
-	if (entry != NULL)
-		return entry->cm;
+	return entry ? entry->cm : NULL;
+}
 
-	if (!store_load_machine(name, ROW_NO_LOCK, &stored))
-	{
-		if (missing_ok)
-			return NULL;
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("machine \"%s\" does not exist", name)));
-	}
-
-	context = AllocSetContextCreate(CacheMemoryContext, "compiled machine",
-									ALLOCSET_SMALL_SIZES);
-	cm = MemoryContextAllocZero(context, sizeof(CompiledMachine));
-	cm->context = context;
-	strlcpy(cm->name, name, NAMEDATALEN);
-	cm->revision = stored.revision;
-	cm->machine_type = MemoryContextStrdup(context, stored.machine_type);
-	cm->owner = stored.owner;
-	cm->defined_by = stored.defined_by;
-	old = MemoryContextSwitchTo(context);
-	cm->acl = usable_acl(stored.acl);
-	cm->acl = DatumGetAclPCopy(PointerGetDatum(cm->acl));
-	MemoryContextSwitchTo(old);
-	cm->checked_role = InvalidOid;
-	PG_TRY();
-	{
-		cm->def = compile_or_error(stored.definition);
-		cm->store = store_kind_of(cm->def);
-		deconstruct_array(stored.functions, TEXTOID, -1, false, TYPALIGN_INT,
-						  &names, NULL, &nnames);
-		if (nnames != cm->def->nfunctions)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("machine \"%s\" has %d stored functions, but its definition names %d",
-							name, nnames, cm->def->nfunctions),
-					 errdetail("Its row in machine.machines was changed by hand."),
-					 errhint("Define the machine again.")));
-		cm->functions = MemoryContextAllocZero(context,
-											   sizeof(FmgrInfo) * Max(nnames, 1));
-		cm->busy = MemoryContextAllocZero(context, sizeof(bool) * Max(nnames, 1));
-		/* the compiled machine serves every role: resolve as the extension */
-		store_become_owner(&saved);
-		for (int i = 0; i < nnames; i++)
-		{
-			Oid			oid = stored_function(name, &cm->def->functions[i],
-											  TextDatumGetCString(names[i]));
-
-			fmgr_info_cxt(oid, &cm->functions[i], context);
-		}
-		cm->adapter = adapter_open(cm->def, name, context);
-		store_unbecome_owner(&saved);
-	}
-	PG_CATCH();
-	{
-		if (cm->def)
-			md_free(cm->def);
-		MemoryContextDelete(context);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+/* Keep a compiled machine, making room first if the cache is full */
+static void
+cache_add(const char *name, CompiledMachine *cm)
+{
+	CacheEntry *entry;
+	bool		found;
+	MemoryContext old;
 
 	if (hash_get_num_entries(machine_cache) >= MACHINE_CACHE_SIZE)
 		retire_all();
@@ -549,6 +480,124 @@ machine_lookup(const char *name, bool missing_ok)
 	entry = hash_search(machine_cache, name, HASH_ENTER, &found);
 	entry->cm = cm;
 	MemoryContextSwitchTo(old);
+}
+
+/* A compiled machine's row fields, in a context of its own */
+static CompiledMachine *
+compiled_from_row(const char *name, StoredMachine *stored)
+{
+	MemoryContext context;
+	MemoryContext old;
+	CompiledMachine *cm;
+
+	context = AllocSetContextCreate(CacheMemoryContext, "compiled machine",
+									ALLOCSET_SMALL_SIZES);
+	cm = MemoryContextAllocZero(context, sizeof(CompiledMachine));
+	cm->context = context;
+	strlcpy(cm->name, name, NAMEDATALEN);
+	cm->revision = stored->revision;
+	cm->machine_type = MemoryContextStrdup(context, stored->machine_type);
+	cm->owner = stored->owner;
+	cm->defined_by = stored->defined_by;
+	old = MemoryContextSwitchTo(context);
+	cm->acl = usable_acl(stored->acl);
+	cm->acl = DatumGetAclPCopy(PointerGetDatum(cm->acl));
+	MemoryContextSwitchTo(old);
+	cm->checked_role = InvalidOid;
+	return cm;
+}
+
+/*
+ * Compile the stored definition and resolve its functions by the qualified
+ * names stored with it, as the extension (the compiled machine serves
+ * every role), and open its adapter.  Errors leave cm to the caller.
+ */
+static void
+compile_and_open(CompiledMachine *cm, StoredMachine *stored)
+{
+	Datum	   *names;
+	int			nnames;
+	AsOwner		saved;
+
+	cm->def = compile_or_error(stored->definition);
+	cm->store = store_kind_of(cm->def);
+	deconstruct_array(stored->functions, TEXTOID, -1, false, TYPALIGN_INT,
+					  &names, NULL, &nnames);
+	if (nnames != cm->def->nfunctions)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("machine \"%s\" has %d stored functions, but its definition names %d",
+						cm->name, nnames, cm->def->nfunctions),
+				 errdetail("Its row in machine.machines was changed by hand."),
+				 errhint("Define the machine again.")));
+	cm->functions = MemoryContextAllocZero(cm->context,
+										   sizeof(FmgrInfo) * Max(nnames, 1));
+	cm->busy = MemoryContextAllocZero(cm->context, sizeof(bool) * Max(nnames, 1));
+	store_become_owner(&saved);
+	for (int i = 0; i < nnames; i++)
+	{
+		Oid			oid = stored_function(cm->name, &cm->def->functions[i],
+										  TextDatumGetCString(names[i]));
+
+		fmgr_info_cxt(oid, &cm->functions[i], cm->context);
+	}
+	cm->adapter = adapter_open(cm->def, cm->name, cm->context);
+	store_unbecome_owner(&saved);
+}
+
+/* A machine compiled from its row; nothing is left behind on an error */
+static CompiledMachine *
+compile_machine(const char *name, StoredMachine *stored)
+{
+	CompiledMachine *cm = compiled_from_row(name, stored);
+
+	PG_TRY();
+	{
+		compile_and_open(cm, stored);
+	}
+	PG_CATCH();
+	{
+		if (cm->def)
+			md_free(cm->def);
+		MemoryContextDelete(cm->context);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return cm;
+}
+
+/*
+ * The compiled machine of that name, compiled on first use; NULL when there
+ * is no such machine and missing_ok.  Must be called after the caller has
+ * locked machine.instances, so that pending invalidations are delivered.
+ * Caller is connected to SPI.
+ */
+CompiledMachine *
+machine_lookup(const char *name, bool missing_ok)
+{
+	StoredMachine stored;
+	CompiledMachine *cm;
+
+	if (strlen(name) >= NAMEDATALEN)
+	{
+		if (missing_ok)
+			return NULL;
+		no_such_machine(name);
+	}
+	if (!OidIsValid(machines_relid))
+		machines_relid = lookup_machines_relid();
+	cm = cache_find(name);
+	if (cm != NULL)
+		return cm;
+
+	if (!store_load_machine(name, ROW_NO_LOCK, &stored))
+	{
+		if (missing_ok)
+			return NULL;
+		no_such_machine(name);
+	}
+	cm = compile_machine(name, &stored);
+	cache_add(name, cm);
 	return cm;
 }
 
