@@ -17,6 +17,7 @@ OBJS = \
 	src/transition.o \
 	src/store.o \
 	src/store_direct.o \
+	src/store_timers.o \
 	src/memory.o \
 	src/adapter.o \
 	src/send.o \

@@ -10,7 +10,7 @@
  *						was spawned with (what a fold starts from)
  *	 machine.events		the journal, primary key (actor_id, version)
  *	 machine.snapshots	snapshots, primary key (actor_id, version)
- *	 machine.timers		durable timers
+ *	 machine.timers		durable timers (store_timers.c)
  *
  * The actors of a machine with the "memory" adapter live in UNLOGGED twins
  * of the last four, machine.memory_instances and so on, with the same
@@ -58,14 +58,8 @@
 
 #include "machine.h"
 #include "store.h"
+#include "store_spi.h"
 
-typedef struct SavedQuery
-{
-	const char *sql;
-	int			nargs;
-	Oid			argtypes[7];
-	SPIPlanPtr	plans[STORE_NKINDS];	/* by StoreKind */
-} SavedQuery;
 
 #define ACTOR_COLUMNS \
 	"SELECT machine, status, version, state, state_tag, initial_state, created_at " \
@@ -478,167 +472,6 @@ static SavedQuery stopped_of_type_query = {
 	1, {TEXTOID}
 };
 
-static SavedQuery arm_timer_query = {
-	"INSERT INTO machine.timers "
-	"(actor_id, armed_version, seq, state_tag, event, due_at, armed_by) "
-	"VALUES ($1, $2, $3, $4, $5, "
-	"pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $6, $7)",
-	7, {TEXTOID, INT8OID, INT4OID, TEXTOID, JSONBOID, INTERVALOID, REGROLEOID}
-};
-
-static SavedQuery cancel_timers_query = {
-	"DELETE FROM machine.timers WHERE actor_id OPERATOR(pg_catalog.=) $1",
-	1, {TEXTOID}
-};
-
-static SavedQuery move_timers_query = {
-	"UPDATE machine.timers SET armed_version = $2 "
-	"WHERE actor_id OPERATOR(pg_catalog.=) $1",
-	2, {TEXTOID, INT8OID}
-};
-
-/*
- * Due timers, soonest first, skipping rows another pass holds.  Only those
- * armed by a role whose privileges the caller has: a timer runs code as the
- * role that armed it, in the caller's session (its search_path, its
- * temporary objects), so a pass must never run code as a role the caller
- * could not act as anyway.  Superusers (and the worker) take every timer.
- * The time is a parameter, not clock_timestamp(), which is volatile: the
- * index on due_at serves only a comparison with a value fixed for the scan.
- */
-static SavedQuery due_timers_query = {
-	"SELECT timer_id FROM machine.timers "
-	"WHERE due_at OPERATOR(pg_catalog.<=) $3 "
-	"AND pg_catalog.pg_has_role($2, armed_by::pg_catalog.oid, 'USAGE') "
-	"ORDER BY due_at, timer_id LIMIT $1 FOR UPDATE SKIP LOCKED",
-	3, {INT4OID, OIDOID, TIMESTAMPTZOID}
-};
-
-/*
- * The same for a test clock: timers that are due at $3 and were armed
- * before the clock was moved (timer_id up to $4).
- */
-static SavedQuery due_timers_at_query = {
-	"SELECT timer_id FROM machine.timers "
-	"WHERE due_at OPERATOR(pg_catalog.<=) $3 "
-	"AND timer_id OPERATOR(pg_catalog.<=) $4 "
-	"AND pg_catalog.pg_has_role($2, armed_by::pg_catalog.oid, 'USAGE') "
-	"ORDER BY due_at, timer_id LIMIT $1 FOR UPDATE SKIP LOCKED",
-	4, {INT4OID, OIDOID, TIMESTAMPTZOID, INT8OID}
-};
-
-/* Every kind of timers table draws its ids from this sequence */
-static SavedQuery last_timer_query = {
-	"SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
-	"FROM machine.timers_timer_id_seq",
-	0, {InvalidOid}
-};
-
-/*
- * Take a claimed timer out of the table just before it fires: its armed
- * version as it is now (an earlier timer of the batch may have moved it),
- * or nothing when an earlier one cancelled it.
- */
-static SavedQuery take_timer_query = {
-	"DELETE FROM machine.timers WHERE timer_id OPERATOR(pg_catalog.=) $1 "
-	"RETURNING actor_id, armed_version, event, armed_by::pg_catalog.oid",
-	1, {INT8OID}
-};
-
-/*
- * Spaced snapshots.  A send to an actor of a machine with a spacing lists
- * the actor in machine.snapshots_due, due when its latest snapshot is as
- * old as the spacing, so that a pass reads only the actors due and not
- * every actor.  The row stays while the actor moves on: its next snapshot
- * is the one it is due for.
- */
-static SavedQuery mark_snapshot_due_query = {
-	"INSERT INTO machine.snapshots_due (actor_id, due_at) "
-	"SELECT $1, GREATEST(pg_catalog.now(), "
-	"       (SELECT s.taken_at FROM machine.snapshots s "
-	"         WHERE s.actor_id OPERATOR(pg_catalog.=) $1 "
-	"         ORDER BY s.version DESC LIMIT 1) OPERATOR(pg_catalog.+) $2) "
-	"ON CONFLICT (actor_id) DO NOTHING",
-	2, {TEXTOID, INTERVALOID}
-};
-
-/*
- * A machine that gets a spacing lists every actor of it that moved past
- * its latest snapshot, due now.
- */
-static SavedQuery mark_machine_due_query = {
-	"INSERT INTO machine.snapshots_due (actor_id, due_at) "
-	"SELECT i.actor_id, pg_catalog.now() FROM machine.instances i "
-	"WHERE i.machine OPERATOR(pg_catalog.=) $1 "
-	"AND i.status OPERATOR(pg_catalog.<>) 'stopped' "
-	"AND i.version OPERATOR(pg_catalog.>) 0 "
-	"AND NOT EXISTS (SELECT FROM machine.snapshots s "
-	"    WHERE s.actor_id OPERATOR(pg_catalog.=) i.actor_id "
-	"    AND s.version OPERATOR(pg_catalog.>=) i.version) "
-	"ON CONFLICT (actor_id) DO NOTHING",
-	1, {TEXTOID}
-};
-
-/*
- * Take the snapshots that are due: each listed actor that is running, still
- * of a machine with a spacing, and past its latest snapshot.  Actors in the
- * middle of a send are skipped and stay listed: the send commits a newer
- * version, which the next pass takes.  The others leave the list, and so
- * do actors that no longer exist.
- */
-static SavedQuery spaced_snapshots_query = {
-	"WITH due AS (SELECT d.actor_id FROM machine.snapshots_due d "
-	"             WHERE d.due_at OPERATOR(pg_catalog.<=) $2 "
-	"             ORDER BY d.due_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED), "
-	"actor AS (SELECT i.actor_id, i.machine, i.status, i.version, i.state, i.state_tag "
-	"          FROM machine.instances i JOIN due "
-	"            ON due.actor_id OPERATOR(pg_catalog.=) i.actor_id "
-	"          FOR SHARE OF i SKIP LOCKED), "
-	"done AS (DELETE FROM machine.snapshots_due d USING due "
-	"         WHERE d.actor_id OPERATOR(pg_catalog.=) due.actor_id "
-	"         AND (EXISTS (SELECT FROM actor a WHERE a.actor_id OPERATOR(pg_catalog.=) d.actor_id) "
-	"              OR NOT EXISTS (SELECT FROM machine.instances i "
-	"                  WHERE i.actor_id OPERATOR(pg_catalog.=) d.actor_id))) "
-	"INSERT INTO machine.snapshots (actor_id, version, state, state_tag) "
-	"SELECT a.actor_id, a.version, a.state, a.state_tag FROM actor a "
-	"JOIN machine.machines m ON m.name OPERATOR(pg_catalog.=) a.machine "
-	"WHERE m.snapshot_spacing IS NOT NULL "
-	"AND a.status OPERATOR(pg_catalog.<>) 'stopped' "
-	"AND a.version OPERATOR(pg_catalog.>) 0 "
-	"AND NOT EXISTS (SELECT FROM machine.snapshots s "
-	"    WHERE s.actor_id OPERATOR(pg_catalog.=) a.actor_id "
-	"    AND s.version OPERATOR(pg_catalog.>=) a.version) "
-	"ON CONFLICT DO NOTHING",
-	2, {INT4OID, TIMESTAMPTZOID}
-};
-
-/*
- * The same for a schema of 1.0, which has no list: running actors of
- * machines with a spacing whose version moved past their latest snapshot,
- * and whose latest snapshot (if any) is older than the spacing.  A spacing
- * longer than any a definition accepts (a row edited by hand) is read as
- * that longest one, so it cannot take the date out of range.
- */
-static SavedQuery spaced_snapshots_1_0_query = {
-	"WITH due AS (SELECT i.actor_id, i.version, i.state, i.state_tag "
-	"             FROM machine.instances i "
-	"             JOIN machine.machines m ON m.name OPERATOR(pg_catalog.=) i.machine "
-	"             WHERE m.snapshot_spacing IS NOT NULL "
-	"             AND i.status OPERATOR(pg_catalog.<>) 'stopped' "
-	"             AND i.version OPERATOR(pg_catalog.>) 0 "
-	"             AND NOT EXISTS (SELECT FROM machine.snapshots s "
-	"                 WHERE s.actor_id OPERATOR(pg_catalog.=) i.actor_id "
-	"                 AND (s.version OPERATOR(pg_catalog.>=) i.version "
-	"                      OR s.taken_at OPERATOR(pg_catalog.>) "
-	"                         (pg_catalog.now() OPERATOR(pg_catalog.-) "
-	"                          LEAST(m.snapshot_spacing, '" MD_MAX_INTERVAL_TEXT "'::pg_catalog.interval)))) "
-	"             LIMIT $1 FOR SHARE OF i SKIP LOCKED) "
-	"INSERT INTO machine.snapshots (actor_id, version, state, state_tag) "
-	"SELECT actor_id, version, state, state_tag FROM due "
-	"ON CONFLICT DO NOTHING",
-	1, {INT4OID}
-};
-
 static Oid	instances_relid = InvalidOid;
 static Oid	memory_relid = InvalidOid;
 static Oid	postponed_relid = InvalidOid;
@@ -651,8 +484,8 @@ static bool journal_revisions;	/* likewise */
 static bool journal_compactions;	/* likewise */
 static bool snapshots_listed;	/* likewise: machine.snapshots_due exists */
 
-static Interval *
-interval_of(int64 us)
+Interval *
+store_interval(int64 us)
 {
 	Interval   *interval = palloc0(sizeof(Interval));
 
@@ -757,8 +590,8 @@ prepared_in(StoreKind kind, SavedQuery *query)
 	return query->plans[kind];
 }
 
-static int
-run_in_with_nulls(StoreKind kind, SavedQuery *query, Datum *values,
+int
+store_run_in_with_nulls(StoreKind kind, SavedQuery *query, Datum *values,
 				  const char *nulls, long count)
 {
 	AsOwner		saved;
@@ -775,21 +608,21 @@ run_in_with_nulls(StoreKind kind, SavedQuery *query, Datum *values,
 static int
 run_with_nulls(SavedQuery *query, Datum *values, const char *nulls, long count)
 {
-	return run_in_with_nulls(STORE_TABLES, query, values, nulls, count);
+	return store_run_in_with_nulls(STORE_TABLES, query, values, nulls, count);
 }
 
 /* Run a query on the built-in tables */
-static int
-run(SavedQuery *query, Datum *values, long count)
+int
+store_run(SavedQuery *query, Datum *values, long count)
 {
-	return run_in_with_nulls(STORE_TABLES, query, values, NULL, count);
+	return store_run_in_with_nulls(STORE_TABLES, query, values, NULL, count);
 }
 
 /* Run a query on the tables of one kind */
-static int
-run_in(StoreKind kind, SavedQuery *query, Datum *values, long count)
+int
+store_run_in(StoreKind kind, SavedQuery *query, Datum *values, long count)
 {
-	return run_in_with_nulls(kind, query, values, NULL, count);
+	return store_run_in_with_nulls(kind, query, values, NULL, count);
 }
 
 /*
@@ -837,37 +670,37 @@ store_kinds(void)
 	return RecoveryInProgress() || !store_memory_available() ? 1 : STORE_NKINDS;
 }
 
-static Datum
-column(int row, int col, bool *isnull)
+Datum
+store_column(int row, int col, bool *isnull)
 {
 	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
 						 col, isnull);
 }
 
-static char *
-text_column(int row, int col)
+char *
+store_text_column(int row, int col)
 {
 	bool		isnull;
-	Datum		d = column(row, col, &isnull);
+	Datum		d = store_column(row, col, &isnull);
 
 	return isnull ? NULL : TextDatumGetCString(d);
 }
 
-static Jsonb *
-jsonb_column(int row, int col)
+Jsonb *
+store_jsonb_column(int row, int col)
 {
 	bool		isnull;
-	Datum		d = column(row, col, &isnull);
+	Datum		d = store_column(row, col, &isnull);
 
 	return isnull ? NULL : DatumGetJsonbPCopy(d);
 }
 
-static int64
-int8_column(int row, int col)
+int64
+store_int8_column(int row, int col)
 {
 	bool		isnull;
 
-	return DatumGetInt64(column(row, col, &isnull));
+	return DatumGetInt64(store_column(row, col, &isnull));
 }
 
 /*
@@ -930,7 +763,7 @@ store_journal_positioned(void)
 }
 
 /* Are actors due for spaced snapshots listed?  Not in 1.0's schema either */
-static bool
+bool
 store_snapshots_listed(void)
 {
 	(void) store_journal_positioned();
@@ -988,23 +821,23 @@ read_actor_in(StoreKind kind, const char *actor_id, RowLock lock,
 	if (lock != ROW_NO_LOCK)
 	{
 		LockRelationOid(store_instances_relid(), RowExclusiveLock);
-		run_in(kind, &read_actor_query[ROW_NO_LOCK], values, 1);
+		store_run_in(kind, &read_actor_query[ROW_NO_LOCK], values, 1);
 		if (SPI_processed == 0)
 			return false;
-		machine_lock(text_column(0, 1), RowExclusiveLock);
+		machine_lock(store_text_column(0, 1), RowExclusiveLock);
 		SPI_freetuptable(SPI_tuptable);
 	}
-	run_in(kind, &read_actor_query[lock], values, 1);
+	store_run_in(kind, &read_actor_query[lock], values, 1);
 	if (SPI_processed == 0)
 		return false;
 	row->store = kind;
-	row->machine = text_column(0, 1);
-	row->status = actor_status_parse(text_column(0, 2));
-	row->version = int8_column(0, 3);
-	row->state = jsonb_column(0, 4);
-	row->state_tag = text_column(0, 5);
-	row->initial_state = datumCopy(column(0, 6, &isnull), false, -1);
-	row->created_at = column(0, 7, &isnull);
+	row->machine = store_text_column(0, 1);
+	row->status = actor_status_parse(store_text_column(0, 2));
+	row->version = store_int8_column(0, 3);
+	row->state = store_jsonb_column(0, 4);
+	row->state_tag = store_text_column(0, 5);
+	row->initial_state = datumCopy(store_column(0, 6, &isnull), false, -1);
+	row->created_at = store_column(0, 7, &isnull);
 	ItemPointerSetInvalid(&row->tid);
 	SPI_freetuptable(SPI_tuptable);
 	return true;
@@ -1033,7 +866,7 @@ store_insert_actor(StoreKind kind, const char *actor_id, const char *machine,
 
 	if (store_kinds() > 1 && read_actor_in(other, actor_id, ROW_NO_LOCK, &row))
 		return false;
-	run_in(kind, &insert_actor_query, values, 0);
+	store_run_in(kind, &insert_actor_query, values, 0);
 	if (SPI_processed != 1)
 		return false;
 	/* a spawn of the same id into the other tables may be under way */
@@ -1065,7 +898,7 @@ store_update_actor(const char *actor_id, ActorRow *row, ActorStatus status,
 		store_direct_update_actor(actor_id, row, status, version, state, tag);
 		return;
 	}
-	run_in(row->store, &update_actor_query, values, 0);
+	store_run_in(row->store, &update_actor_query, values, 0);
 	if (SPI_processed != 1)
 		elog(ERROR, "actor \"%s\" vanished while locked", actor_id);
 }
@@ -1078,7 +911,7 @@ store_set_status(StoreKind kind, const char *actor_id, ActorStatus status)
 		CStringGetTextDatum(actor_status_name(status)),
 	};
 
-	run_in(kind, &set_status_query, values, 0);
+	store_run_in(kind, &set_status_query, values, 0);
 }
 
 /* Erase an actor everywhere; false when nothing was there */
@@ -1088,11 +921,11 @@ store_delete_actor(StoreKind kind, const char *actor_id)
 	Datum		values[1] = {CStringGetTextDatum(actor_id)};
 	int64		deleted;
 
-	run_in(kind, &delete_actor_query, values, 1);
-	deleted = int8_column(0, 1);
+	store_run_in(kind, &delete_actor_query, values, 1);
+	deleted = store_int8_column(0, 1);
 	SPI_freetuptable(SPI_tuptable);
 	if (store_postponed_available())
-		run_in(kind, &delete_postponed_query, values, 0);
+		store_run_in(kind, &delete_postponed_query, values, 0);
 	return deleted > 0;
 }
 
@@ -1115,7 +948,7 @@ store_postpone(StoreKind kind, const char *actor_id, Jsonb *event,
 				 errmsg("cannot postpone an event of actor \"%s\"", actor_id),
 				 errdetail("The extension's tables are those of version 1.0, which has no place for postponed events."),
 				 errhint("Run ALTER EXTENSION machine UPDATE.")));
-	run_in_with_nulls(kind, &postpone_query, values, nulls, 0);
+	store_run_in_with_nulls(kind, &postpone_query, values, nulls, 0);
 }
 
 /*
@@ -1134,14 +967,14 @@ store_postponed(StoreKind kind, const char *actor_id, int64 after, int limit)
 
 	if (!store_postponed_available())
 		return NIL;
-	run_in(kind, &postponed_query, values, 0);
+	store_run_in(kind, &postponed_query, values, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		Postponed  *p = palloc(sizeof(Postponed));
 
-		p->seq = int8_column(i, 1);
-		p->event = jsonb_column(i, 2);
-		p->key = text_column(i, 3);
+		p->seq = store_int8_column(i, 1);
+		p->event = store_jsonb_column(i, 2);
+		p->key = store_text_column(i, 3);
 		result = lappend(result, p);
 	}
 	SPI_freetuptable(SPI_tuptable);
@@ -1154,7 +987,7 @@ store_take_postponed(StoreKind kind, const char *actor_id, int64 seq)
 {
 	Datum		values[2] = {CStringGetTextDatum(actor_id), Int64GetDatum(seq)};
 
-	run_in(kind, &take_postponed_query, values, 0);
+	store_run_in(kind, &take_postponed_query, values, 0);
 }
 
 /*
@@ -1183,9 +1016,9 @@ store_append_event(StoreKind kind, const char *actor_id, int64 version,
 	else
 	{
 		if (store_has_revisions())
-			run_in_with_nulls(kind, &append_event_query, values, nulls, 0);
+			store_run_in_with_nulls(kind, &append_event_query, values, nulls, 0);
 		else
-			run_in(kind, &append_event_1_0_query, values, 0);
+			store_run_in(kind, &append_event_1_0_query, values, 0);
 		appended = SPI_processed == 1;
 	}
 	if (!appended)
@@ -1208,9 +1041,9 @@ store_find_idempotency_key(StoreKind kind, const char *actor_id,
 	Datum		values[2] = {CStringGetTextDatum(actor_id), CStringGetTextDatum(key)};
 	int64		version = -1;
 
-	run_in(kind, &find_key_query, values, 1);
+	store_run_in(kind, &find_key_query, values, 1);
 	if (SPI_processed == 1)
-		version = int8_column(0, 1);
+		version = store_int8_column(0, 1);
 	if (SPI_tuptable)
 		SPI_freetuptable(SPI_tuptable);
 	return version;
@@ -1233,7 +1066,7 @@ store_insert_snapshot(StoreKind kind, const char *actor_id, int64 version,
 		CStringGetTextDatum(tag),
 	};
 
-	run_in(kind, &insert_snapshot_query, values, 0);
+	store_run_in(kind, &insert_snapshot_query, values, 0);
 	return SPI_processed == 1;
 }
 
@@ -1265,11 +1098,11 @@ store_latest_snapshot(StoreKind kind, const char *actor_id, int64 upto,
 	Datum		values[2] = {CStringGetTextDatum(actor_id), Int64GetDatum(upto)};
 	Jsonb	   *state;
 
-	run_in(kind, &latest_snapshot_query, values, 1);
+	store_run_in(kind, &latest_snapshot_query, values, 1);
 	if (SPI_processed == 0)
 		return NULL;
-	*version = int8_column(0, 1);
-	state = jsonb_column(0, 2);
+	*version = store_int8_column(0, 1);
+	state = store_jsonb_column(0, 2);
 	SPI_freetuptable(SPI_tuptable);
 	return state;
 }
@@ -1285,8 +1118,8 @@ store_version_at(StoreKind kind, const char *actor_id, TimestampTz at)
 	bool		isnull;
 	Datum		d;
 
-	run_in(kind, &version_at_query, values, 1);
-	d = column(0, 1, &isnull);
+	store_run_in(kind, &version_at_query, values, 1);
+	d = store_column(0, 1, &isnull);
 	SPI_freetuptable(SPI_tuptable);
 	return isnull ? -1 : DatumGetInt64(d);
 }
@@ -1321,15 +1154,15 @@ fetch_journal(StoreKind kind, SavedQuery *query, Datum *values, bool with_pos,
 			bool		isnull;
 			JournalEntry entry;
 
-			entry.pos = with_pos ? (int) int8_column(i, 1) - 1 : 0;
-			entry.version = int8_column(i, first);
-			entry.event = DatumGetJsonbP(column(i, first + 1, &isnull));
-			entry.state_tag = text_column(i, first + 2);
-			entry.recorded_at = column(i, first + 3, &isnull);
+			entry.pos = with_pos ? (int) store_int8_column(i, 1) - 1 : 0;
+			entry.version = store_int8_column(i, first);
+			entry.event = DatumGetJsonbP(store_column(i, first + 1, &isnull));
+			entry.state_tag = store_text_column(i, first + 2);
+			entry.recorded_at = store_column(i, first + 3, &isnull);
 			entry.revision = -1;
 			if (SPI_tuptable->tupdesc->natts >= first + 4)
 			{
-				Datum		d = column(i, first + 4, &isnull);
+				Datum		d = store_column(i, first + 4, &isnull);
 
 				if (!isnull)
 					entry.revision = DatumGetInt32(d);
@@ -1386,13 +1219,13 @@ store_latest_snapshots(StoreKind kind, Datum *ids, Datum *uptos, int n,
 	}
 	values[0] = PointerGetDatum(text_array(ids, n));
 	values[1] = PointerGetDatum(int8_array(uptos, n));
-	run_in(kind, &latest_snapshots_query, values, 0);
+	store_run_in(kind, &latest_snapshots_query, values, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		int			pos = (int) int8_column(i, 1) - 1;
+		int			pos = (int) store_int8_column(i, 1) - 1;
 
-		versions[pos] = int8_column(i, 2);
-		states[pos] = jsonb_column(i, 3);
+		versions[pos] = store_int8_column(i, 2);
+		states[pos] = store_jsonb_column(i, 3);
 	}
 	SPI_freetuptable(SPI_tuptable);
 }
@@ -1451,7 +1284,7 @@ store_fetch_actor_ids(Portal portal, int limit, MemoryContext context)
 	store_unbecome_owner(&saved);
 	old = MemoryContextSwitchTo(context);
 	for (uint64 i = 0; i < SPI_processed; i++)
-		ids = lappend(ids, text_column(i, 1));
+		ids = lappend(ids, store_text_column(i, 1));
 	MemoryContextSwitchTo(old);
 	SPI_freetuptable(SPI_tuptable);
 	return ids;
@@ -1468,24 +1301,24 @@ store_fold_starts(StoreKind kind, Datum *ids, int n, FoldStart *starts)
 
 	for (int i = 0; i < n; i++)
 		starts[i].found = false;
-	run_in(kind, &fold_starts_query, values, 0);
+	store_run_in(kind, &fold_starts_query, values, 0);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
-		FoldStart  *start = &starts[(int) int8_column(r, 1) - 1];
+		FoldStart  *start = &starts[(int) store_int8_column(r, 1) - 1];
 		bool		isnull;
 		Datum		d;
 
 		start->found = true;
-		start->status = actor_status_parse(text_column(r, 2));
-		start->version = int8_column(r, 3);
-		start->state_tag = text_column(r, 4);
-		start->initial_state = jsonb_column(r, 5);
-		d = column(r, 6, &isnull);
+		start->status = actor_status_parse(store_text_column(r, 2));
+		start->version = store_int8_column(r, 3);
+		start->state_tag = store_text_column(r, 4);
+		start->initial_state = store_jsonb_column(r, 5);
+		d = store_column(r, 6, &isnull);
 		start->first_event = isnull ? 0 : DatumGetInt64(d);
-		d = column(r, 7, &isnull);
+		d = store_column(r, 7, &isnull);
 		start->snapshot_version = isnull ? 0 : DatumGetInt64(d);
-		start->snapshot = jsonb_column(r, 8);
-		start->state = jsonb_column(r, 9);
+		start->snapshot = store_jsonb_column(r, 8);
+		start->state = store_jsonb_column(r, 9);
 	}
 	SPI_freetuptable(SPI_tuptable);
 }
@@ -1509,9 +1342,9 @@ store_machines_using(ArrayType *functions)
 		StoredMachine *m = palloc0(sizeof(StoredMachine));
 		bool		isnull;
 
-		m->name = text_column(i, 1);
-		m->definition = text_column(i, 2);
-		m->functions = DatumGetArrayTypePCopy(column(i, 3, &isnull));
+		m->name = store_text_column(i, 1);
+		m->definition = store_text_column(i, 2);
+		m->functions = DatumGetArrayTypePCopy(store_column(i, 3, &isnull));
 		result = lappend(result, m);
 	}
 	SPI_freetuptable(SPI_tuptable);
@@ -1529,12 +1362,12 @@ store_dropped_functions(void)
 	int			n = 0;
 	ArrayType  *result = NULL;
 
-	run(&dropped_functions_query, NULL, 0);
+	store_run(&dropped_functions_query, NULL, 0);
 	names = palloc(sizeof(Datum) * Max(SPI_processed, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		char	   *schema = text_column(i, 1);
-		char	   *name = text_column(i, 2);
+		char	   *schema = store_text_column(i, 1);
+		char	   *name = store_text_column(i, 2);
 
 		if (schema && name)
 			names[n++] = CStringGetTextDatum(quote_qualified_identifier(schema, name));
@@ -1557,9 +1390,9 @@ store_compaction_horizon(StoreKind kind, const char *actor_id)
 
 	if (kind != STORE_TABLES || !store_has_compactions())
 		return 0;
-	run(&compaction_horizon_query, values, 1);
+	store_run(&compaction_horizon_query, values, 1);
 	if (SPI_processed == 1)
-		horizon = int8_column(0, 1);
+		horizon = store_int8_column(0, 1);
 	SPI_freetuptable(SPI_tuptable);
 	return horizon;
 }
@@ -1576,12 +1409,12 @@ store_subscription_limit(const char *machine_type, Datum *txid,
 	bool		isnull;
 	bool		found;
 
-	run(&subscription_limit_query, values, 1);
+	store_run(&subscription_limit_query, values, 1);
 	found = SPI_processed == 1;
 	if (found)
 	{
-		*txid = datumCopy(column(0, 1, &isnull), FLOAT8PASSBYVAL, 8);
-		*position = int8_column(0, 2);
+		*txid = datumCopy(store_column(0, 1, &isnull), FLOAT8PASSBYVAL, 8);
+		*position = store_int8_column(0, 2);
 	}
 	SPI_freetuptable(SPI_tuptable);
 	return found;
@@ -1611,9 +1444,9 @@ store_compact(Datum *ids, int n, Interval *keep, bool has_limit, Datum txid,
 	Datum		rows;
 
 	run_with_nulls(&compact_query, values, nulls, 1);
-	*events = int8_column(0, 1);
-	*snapshots = int8_column(0, 2);
-	rows = column(0, 3, rows_null);
+	*events = store_int8_column(0, 1);
+	*snapshots = store_int8_column(0, 2);
+	rows = store_column(0, 3, rows_null);
 	if (!*rows_null)
 		rows = datumCopy(rows, false, -1);
 	SPI_freetuptable(SPI_tuptable);
@@ -1628,8 +1461,8 @@ store_count_actors(const char *machine)
 
 	for (int kind = 0; kind < store_kinds(); kind++)
 	{
-		run_in((StoreKind) kind, &count_actors_query, values, 1);
-		count += int8_column(0, 1);
+		store_run_in((StoreKind) kind, &count_actors_query, values, 1);
+		count += store_int8_column(0, 1);
 		SPI_freetuptable(SPI_tuptable);
 	}
 	return count;
@@ -1642,9 +1475,9 @@ store_actor_ids_of(const char *machine)
 	Datum		values[1] = {CStringGetTextDatum(machine)};
 	List	   *result = NIL;
 
-	run(&actor_ids_of_query, values, 0);
+	store_run(&actor_ids_of_query, values, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
-		result = lappend(result, text_column(i, 1));
+		result = lappend(result, store_text_column(i, 1));
 	SPI_freetuptable(SPI_tuptable);
 	return result;
 }
@@ -1658,8 +1491,8 @@ store_delete_actors_of(const char *machine)
 	for (int kind = 0; kind < store_kinds(); kind++)
 	{
 		if (store_postponed_available())
-			run_in((StoreKind) kind, &delete_postponed_of_query, values, 0);
-		run_in((StoreKind) kind, &delete_actors_of_query, values, 1);
+			store_run_in((StoreKind) kind, &delete_postponed_of_query, values, 0);
+		store_run_in((StoreKind) kind, &delete_actors_of_query, values, 1);
 	}
 }
 
@@ -1671,16 +1504,16 @@ store_load_machine(const char *name, RowLock lock, StoredMachine *stored)
 	bool		isnull;
 	Datum		acl;
 
-	run(&load_machine_query[lock], values, 1);
+	store_run(&load_machine_query[lock], values, 1);
 	if (SPI_processed == 0)
 		return false;
-	stored->revision = DatumGetInt32(column(0, 1, &isnull));
-	stored->definition = text_column(0, 2);
-	stored->functions = DatumGetArrayTypePCopy(column(0, 3, &isnull));
-	stored->machine_type = text_column(0, 4);
-	stored->owner = DatumGetObjectId(column(0, 5, &isnull));
-	stored->defined_by = DatumGetObjectId(column(0, 6, &isnull));
-	acl = column(0, 7, &isnull);
+	stored->revision = DatumGetInt32(store_column(0, 1, &isnull));
+	stored->definition = store_text_column(0, 2);
+	stored->functions = DatumGetArrayTypePCopy(store_column(0, 3, &isnull));
+	stored->machine_type = store_text_column(0, 4);
+	stored->owner = DatumGetObjectId(store_column(0, 5, &isnull));
+	stored->defined_by = DatumGetObjectId(store_column(0, 6, &isnull));
+	acl = store_column(0, 7, &isnull);
 	stored->acl = isnull ? NULL : DatumGetAclPCopy(acl);
 	SPI_freetuptable(SPI_tuptable);
 	return true;
@@ -1692,7 +1525,7 @@ store_set_machine_acl(const char *name, Acl *acl)
 {
 	Datum		values[2] = {CStringGetTextDatum(name), PointerGetDatum(acl)};
 
-	run(&set_machine_acl_query, values, 0);
+	store_run(&set_machine_acl_query, values, 0);
 }
 
 /*
@@ -1711,7 +1544,7 @@ store_save_machine(const char *name, int32 replaces, Jsonb *definition,
 		JsonbPGetDatum(definition),
 		PointerGetDatum(functions),
 		CStringGetTextDatum(machine_type),
-		IntervalPGetDatum(interval_of(snapshot_spacing)),
+		IntervalPGetDatum(store_interval(snapshot_spacing)),
 		ObjectIdGetDatum(GetUserId()),
 		Int32GetDatum(replaces),
 	};
@@ -1722,7 +1555,7 @@ store_save_machine(const char *name, int32 replaces, Jsonb *definition,
 	run_with_nulls(&upsert_machine_query, values, nulls, 1);
 	if (SPI_processed == 0)
 		return 0;
-	revision = DatumGetInt32(column(0, 1, &isnull));
+	revision = DatumGetInt32(store_column(0, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 	if (store_has_revisions())
 	{
@@ -1734,7 +1567,7 @@ store_save_machine(const char *name, int32 replaces, Jsonb *definition,
 			ObjectIdGetDatum(GetUserId()),
 		};
 
-		run(&save_revision_query, keep, 0);
+		store_run(&save_revision_query, keep, 0);
 	}
 	return revision;
 }
@@ -1745,10 +1578,10 @@ store_revision_definition(const char *name, int32 revision)
 {
 	Datum		values[2] = {CStringGetTextDatum(name), Int32GetDatum(revision)};
 
-	run(&revision_definition_query, values, 1);
+	store_run(&revision_definition_query, values, 1);
 	if (SPI_processed == 0)
 		return NULL;
-	return jsonb_column(0, 1);
+	return store_jsonb_column(0, 1);
 }
 
 /* The stored definition of a machine, or NULL */
@@ -1757,10 +1590,10 @@ store_machine_definition(const char *name)
 {
 	Datum		values[1] = {CStringGetTextDatum(name)};
 
-	run(&machine_definition_query, values, 1);
+	store_run(&machine_definition_query, values, 1);
 	if (SPI_processed == 0)
 		return NULL;
-	return jsonb_column(0, 1);
+	return store_jsonb_column(0, 1);
 }
 
 bool
@@ -1768,7 +1601,7 @@ store_delete_machine(const char *name)
 {
 	Datum		values[1] = {CStringGetTextDatum(name)};
 
-	run(&delete_machine_query, values, 0);
+	store_run(&delete_machine_query, values, 0);
 	return SPI_processed == 1;
 }
 
@@ -1784,11 +1617,11 @@ store_actors_outside(const char *machine, ArrayType *tags)
 
 	for (int kind = 0; kind < store_kinds(); kind++)
 	{
-		run_in((StoreKind) kind, &actors_outside_query, values, 0);
+		store_run_in((StoreKind) kind, &actors_outside_query, values, 0);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			result = lappend(result, text_column(i, 1));
-			result = lappend(result, text_column(i, 2));
+			result = lappend(result, store_text_column(i, 1));
+			result = lappend(result, store_text_column(i, 2));
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
@@ -1814,194 +1647,13 @@ store_stopped_of_type(const char *machine_type)
 
 	for (int kind = 0; kind < store_kinds(); kind++)
 	{
-		run_in((StoreKind) kind, &stopped_of_type_query, values, 0);
+		store_run_in((StoreKind) kind, &stopped_of_type_query, values, 0);
 		merged |= result != NIL && SPI_processed > 0;
 		for (uint64 i = 0; i < SPI_processed; i++)
-			result = lappend(result, text_column(i, 1));
+			result = lappend(result, store_text_column(i, 1));
 		SPI_freetuptable(SPI_tuptable);
 	}
 	if (merged)
 		list_sort(result, compare_ids);
 	return result;
-}
-
-/* Arm a timer of the actor's state entered at "version" */
-void
-store_arm_timer(StoreKind kind, const char *actor_id, int64 version, int seq,
-				const char *tag, Jsonb *event, int64 delay_us, Oid role)
-{
-	Datum		values[7] = {
-		CStringGetTextDatum(actor_id),
-		Int64GetDatum(version),
-		Int32GetDatum(seq),
-		CStringGetTextDatum(tag),
-		JsonbPGetDatum(event),
-		IntervalPGetDatum(interval_of(delay_us)),
-		ObjectIdGetDatum(role),
-	};
-
-	if (store_direct_usable(kind, DIRECT_TIMERS))
-		store_direct_arm_timer(kind, actor_id, version, seq, tag, event,
-							   delay_us, role);
-	else
-		run_in(kind, &arm_timer_query, values, 0);
-}
-
-void
-store_cancel_timers(StoreKind kind, const char *actor_id)
-{
-	Datum		values[1] = {CStringGetTextDatum(actor_id)};
-
-	run_in(kind, &cancel_timers_query, values, 0);
-}
-
-/* The actor's timers keep running into a new version of the same state */
-void
-store_move_timers(StoreKind kind, const char *actor_id, int64 version)
-{
-	Datum		values[2] = {CStringGetTextDatum(actor_id), Int64GetDatum(version)};
-
-	run_in(kind, &move_timers_query, values, 0);
-}
-
-/*
- * Lock up to "limit" due timers for this transaction, soonest first in
- * each kind of tables; a list of TimerRefs for store_take_timer().
- */
-List *
-store_claim_timers(int limit)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	List	   *result = NIL;
-
-	for (int kind = 0; kind < store_kinds() && list_length(result) < limit; kind++)
-	{
-		Datum		values[3] = {
-			Int32GetDatum(limit - list_length(result)),
-			ObjectIdGetDatum(GetUserId()),
-			TimestampTzGetDatum(now)
-		};
-
-		run_in((StoreKind) kind, &due_timers_query, values, 0);
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			TimerRef   *ref = palloc(sizeof(TimerRef));
-
-			ref->kind = (StoreKind) kind;
-			ref->timer_id = int8_column(i, 1);
-			result = lappend(result, ref);
-		}
-		SPI_freetuptable(SPI_tuptable);
-	}
-	return result;
-}
-
-/* The greatest timer_id armed so far; 0 when there is no timer */
-int64
-store_last_timer(void)
-{
-	bool		isnull;
-	Datum		d;
-
-	run(&last_timer_query, NULL, 1);
-	d = column(0, 1, &isnull);
-	SPI_freetuptable(SPI_tuptable);
-	return isnull ? 0 : DatumGetInt64(d);
-}
-
-/*
- * Claim, as store_claim_timers() does, up to "limit" timers of the roles
- * the current user has that are due at "as_of", among those armed up to
- * last_timer.
- */
-List *
-store_claim_timers_at(TimestampTz as_of, int64 last_timer, int limit)
-{
-	List	   *result = NIL;
-
-	for (int kind = 0; kind < store_kinds() && list_length(result) < limit; kind++)
-	{
-		Datum		values[4] = {
-			Int32GetDatum(limit - list_length(result)),
-			ObjectIdGetDatum(GetUserId()),
-			TimestampTzGetDatum(as_of),
-			Int64GetDatum(last_timer)
-		};
-
-		run_in((StoreKind) kind, &due_timers_at_query, values, 0);
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			TimerRef   *ref = palloc(sizeof(TimerRef));
-
-			ref->kind = (StoreKind) kind;
-			ref->timer_id = int8_column(i, 1);
-			result = lappend(result, ref);
-		}
-		SPI_freetuptable(SPI_tuptable);
-	}
-	return result;
-}
-
-/* Delete a claimed timer and return it; false when it is gone already */
-bool
-store_take_timer(TimerRef *ref, DueTimer *timer)
-{
-	Datum		values[1] = {Int64GetDatum(ref->timer_id)};
-	bool		isnull;
-
-	if (store_direct_usable(ref->kind, DIRECT_TIMERS))
-		return store_direct_take_timer(ref->kind, ref->timer_id, timer);
-	run_in(ref->kind, &take_timer_query, values, 1);
-	if (SPI_processed == 0)
-		return false;
-	timer->actor_id = text_column(0, 1);
-	timer->armed_version = int8_column(0, 2);
-	timer->event = jsonb_column(0, 3);
-	timer->role = DatumGetObjectId(column(0, 4, &isnull));
-	SPI_freetuptable(SPI_tuptable);
-	return true;
-}
-
-/* List an actor as due for a spaced snapshot, unless it is listed */
-void
-store_mark_snapshot_due(StoreKind kind, const char *actor_id, int64 spacing_us)
-{
-	Datum		values[2] = {CStringGetTextDatum(actor_id),
-	IntervalPGetDatum(interval_of(spacing_us))};
-
-	if (store_snapshots_listed())
-		run_in(kind, &mark_snapshot_due_query, values, 0);
-}
-
-/* List every actor of a machine that moved past its latest snapshot */
-void
-store_mark_machine_due(const char *machine)
-{
-	Datum		values[1] = {CStringGetTextDatum(machine)};
-
-	if (!store_snapshots_listed())
-		return;
-	for (int kind = 0; kind < store_kinds(); kind++)
-		run_in((StoreKind) kind, &mark_machine_due_query, values, 0);
-}
-
-/* Take up to "limit" spaced snapshots; returns how many */
-int
-store_take_spaced_snapshots(int limit)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	int			taken = 0;
-
-	for (int kind = 0; kind < store_kinds() && taken < limit; kind++)
-	{
-		Datum		values[2] = {Int32GetDatum(limit - taken),
-		TimestampTzGetDatum(now)};
-
-		if (!store_snapshots_listed())
-			run_in((StoreKind) kind, &spaced_snapshots_1_0_query, values, 0);
-		else
-			run_in((StoreKind) kind, &spaced_snapshots_query, values, 0);
-		taken += (int) SPI_processed;
-	}
-	return taken;
 }
