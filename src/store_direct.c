@@ -808,6 +808,40 @@ store_direct_arm_timer(StoreKind kind, const char *actor_id, int64 version,
 }
 
 /*
+ * An index scan of a table's primary key, with a snapshot that sees what
+ * this transaction did so far (as SPI gives a volatile function).
+ */
+typedef struct KeyScan
+{
+	Snapshot	snapshot;
+	Relation	rel;
+	Relation	index;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+} KeyScan;
+
+static void
+key_scan_begin(KeyScan *ks, DirectTable *t, LOCKMODE lockmode, int nkeys)
+{
+	CommandCounterIncrement();
+	ks->snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	ks->rel = open_direct(t, lockmode);
+	ks->index = index_open(t->pkey, AccessShareLock);
+	ks->slot = table_slot_create(ks->rel, NULL);
+	ks->scan = index_beginscan(ks->rel, ks->index, ks->snapshot, nkeys, 0);
+}
+
+static void
+key_scan_end(KeyScan *ks)
+{
+	index_endscan(ks->scan);
+	ExecDropSingleTupleTableSlot(ks->slot);
+	index_close(ks->index, AccessShareLock);
+	table_close(ks->rel, NoLock);
+	UnregisterSnapshot(ks->snapshot);
+}
+
+/*
  * Call back for each journal row of each actor ids[i] with afters[i] <
  * version <= uptos[i], by position in the arrays, then version: a forward
  * scan of the primary key per actor, which returns the rows in key order
@@ -819,33 +853,25 @@ store_direct_scan_events_of(StoreKind kind, Datum *ids, Datum *afters,
 							Datum *uptos, int n, EventCallback callback,
 							void *arg)
 {
-	DirectTable *t = &all_tables[kind][EVENTS];
 	MemoryContext row_context = AllocSetContextCreate(CurrentMemoryContext,
 													  "machine journal row",
 													  ALLOCSET_SMALL_SIZES);
-	Snapshot	snapshot;
-	Relation	rel;
-	Relation	index;
+	KeyScan		ks;
 	TupleTableSlot *slot;
-	IndexScanDesc scan;
 	ScanKeyData keys[3];
 
-	CommandCounterIncrement();
-	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	rel = open_direct(t, AccessShareLock);
-	index = index_open(t->pkey, AccessShareLock);
-	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, index, snapshot, 3, 0);
+	key_scan_begin(&ks, &all_tables[kind][EVENTS], AccessShareLock, 3);
+	slot = ks.slot;
 	for (int i = 0; i < n; i++)
 	{
 		ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
-							   index->rd_indcollation[0], F_TEXTEQ, ids[i]);
+							   ks.index->rd_indcollation[0], F_TEXTEQ, ids[i]);
 		ScanKeyEntryInitialize(&keys[1], 0, 2, BTGreaterStrategyNumber,
 							   InvalidOid, InvalidOid, F_INT8GT, afters[i]);
 		ScanKeyEntryInitialize(&keys[2], 0, 2, BTLessEqualStrategyNumber,
 							   InvalidOid, InvalidOid, F_INT8LE, uptos[i]);
-		index_rescan(scan, keys, 3, NULL, 0);
-		while (index_getnext_slot(scan, ForwardScanDirection, slot))
+		index_rescan(ks.scan, keys, 3, NULL, 0);
+		while (index_getnext_slot(ks.scan, ForwardScanDirection, slot))
 		{
 			MemoryContext old = MemoryContextSwitchTo(row_context);
 			JournalEntry entry;
@@ -864,11 +890,7 @@ store_direct_scan_events_of(StoreKind kind, Datum *ids, Datum *afters,
 			MemoryContextReset(row_context);
 		}
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, AccessShareLock);
-	table_close(rel, AccessShareLock);
-	UnregisterSnapshot(snapshot);
+	key_scan_end(&ks);
 	MemoryContextDelete(row_context);
 }
 
@@ -880,42 +902,28 @@ void
 store_direct_latest_snapshots(StoreKind kind, Datum *ids, Datum *uptos,
 							  int n, Jsonb **states, int64 *versions)
 {
-	DirectTable *t = &all_tables[kind][SNAPSHOTS];
-	Snapshot	snapshot;
-	Relation	rel;
-	Relation	index;
-	TupleTableSlot *slot;
-	IndexScanDesc scan;
+	KeyScan		ks;
 	ScanKeyData keys[2];
 
-	CommandCounterIncrement();
-	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	rel = open_direct(t, AccessShareLock);
-	index = index_open(t->pkey, AccessShareLock);
-	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, index, snapshot, 2, 0);
+	key_scan_begin(&ks, &all_tables[kind][SNAPSHOTS], AccessShareLock, 2);
 	for (int i = 0; i < n; i++)
 	{
 		ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
-							   index->rd_indcollation[0], F_TEXTEQ, ids[i]);
+							   ks.index->rd_indcollation[0], F_TEXTEQ, ids[i]);
 		ScanKeyEntryInitialize(&keys[1], 0, 2, BTLessEqualStrategyNumber,
 							   InvalidOid, InvalidOid, F_INT8LE, uptos[i]);
-		index_rescan(scan, keys, 2, NULL, 0);
-		if (index_getnext_slot(scan, BackwardScanDirection, slot))
+		index_rescan(ks.scan, keys, 2, NULL, 0);
+		if (index_getnext_slot(ks.scan, BackwardScanDirection, ks.slot))
 		{
 			bool		isnull;
 
-			versions[i] = DatumGetInt64(slot_getattr(slot, Anum_snapshots_version,
+			versions[i] = DatumGetInt64(slot_getattr(ks.slot, Anum_snapshots_version,
 													 &isnull));
-			states[i] = DatumGetJsonbPCopy(slot_getattr(slot, Anum_snapshots_state,
+			states[i] = DatumGetJsonbPCopy(slot_getattr(ks.slot, Anum_snapshots_state,
 														&isnull));
 		}
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, AccessShareLock);
-	table_close(rel, AccessShareLock);
-	UnregisterSnapshot(snapshot);
+	key_scan_end(&ks);
 }
 
 /*
@@ -928,26 +936,17 @@ store_direct_latest_snapshots(StoreKind kind, Datum *ids, Datum *uptos,
 bool
 store_direct_take_timer(StoreKind kind, int64 timer_id, DueTimer *timer)
 {
-	DirectTable *t = &all_tables[kind][TIMERS];
-	Snapshot	snapshot;
-	Relation	rel;
-	Relation	index;
+	KeyScan		ks;
 	TupleTableSlot *slot;
-	IndexScanDesc scan;
 	ScanKeyData key;
 	bool		found;
 
-	CommandCounterIncrement();
-	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	rel = open_direct(t, RowExclusiveLock);
-	index = index_open(t->pkey, AccessShareLock);
-	slot = table_slot_create(rel, NULL);
+	key_scan_begin(&ks, &all_tables[kind][TIMERS], RowExclusiveLock, 1);
+	slot = ks.slot;
 	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   InvalidOid, F_INT8EQ, Int64GetDatum(timer_id));
-	scan = index_beginscan(rel, index, snapshot, 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, slot);
-	index_endscan(scan);
+	index_rescan(ks.scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(ks.scan, ForwardScanDirection, slot);
 	if (found)
 	{
 		slot_getallattrs(slot);
@@ -955,11 +954,8 @@ store_direct_take_timer(StoreKind kind, int64 timer_id, DueTimer *timer)
 		timer->armed_version = DatumGetInt64(slot->tts_values[Anum_timers_armed_version - 1]);
 		timer->event = DatumGetJsonbPCopy(slot->tts_values[Anum_timers_event - 1]);
 		timer->role = DatumGetObjectId(slot->tts_values[Anum_timers_armed_by - 1]);
-		simple_table_tuple_delete(rel, &slot->tts_tid, snapshot);
+		simple_table_tuple_delete(ks.rel, &slot->tts_tid, ks.snapshot);
 	}
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, AccessShareLock);
-	table_close(rel, NoLock);
-	UnregisterSnapshot(snapshot);
+	key_scan_end(&ks);
 	return found;
 }
