@@ -59,8 +59,7 @@ restore_work(void *arg)
 					   cm->def->states[index].final ? ACTOR_DONE : ACTOR_RUNNING,
 					   a->row->version, state, cm->def->states[index].name);
 	timers_transition(a->actor_id, cm, -1, index, true, a->row->version);
-	if (!cm->adapter)
-		list_spaced_snapshot(cm->def, a->row->store, a->actor_id, a->row->version);
+	list_spaced_snapshot(cm->def, a->row->store, a->actor_id, a->row->version);
 	machine_run_effects(cm, cm->def->states[index].entry,
 						cm->def->states[index].nentry, a->actor_id, state,
 						lifecycle_event(MACHINE_RESTORE_TAG));

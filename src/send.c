@@ -147,7 +147,8 @@ announce(const Transition *t)
 
 /*
  * An actor of a machine with a spaced schedule that moved past version 0 is
- * listed for the worker's next spaced snapshot.
+ * listed for the worker's next spaced snapshot.  (A user adapter's machine
+ * has no spaced schedule: its definition is refused.)
  */
 void
 list_spaced_snapshot(const MachineDef *def, StoreKind kind,
@@ -190,7 +191,7 @@ record_persisted(const Transition *t, bool snapshot)
 			store_append_snapshot(t->row->store, t->actor_id, t->version,
 								  t->state, to->name);
 	}
-	else if (!t->cm->adapter)
+	else
 		list_spaced_snapshot(def, t->row->store, t->actor_id, t->version);
 }
 
