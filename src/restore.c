@@ -149,165 +149,234 @@ restore_item(void *arg)
 	item->outcome = restore_actor(item->actor_id, &item->state);
 }
 
+/* One actor of a chunk, from its locked row to its restored state */
+typedef struct ChunkActor
+{
+	RestoreItem *item;
+	ActorRow	row;
+	CompiledMachine *cm;		/* NULL: not to restore */
+	bool		batched;		/* folded with the chunk: not a user adapter's */
+	Jsonb	   *snapshot;		/* where its fold starts; NULL: spawn state */
+	int64		snapshot_version;
+	Fold		fold;
+	Jsonb	   *state;			/* the fold's result */
+} ChunkActor;
+
 /* A chunk of actors restored together, in one subtransaction */
 typedef struct RestoreChunk
 {
 	RestoreItem *items;
 	int			n;
+	/* the rest is the steps' of restore_chunk() */
+	ChunkActor *actors;			/* by position in items */
+	Datum	   *ids;			/* the actors' ids as text, by position */
+	bool		kinds[STORE_NKINDS];	/* tables some batched actor lives in */
+	MemoryContext step_context[2];	/* of the folds */
+	int			current;		/* position being folded, or -1 */
 } RestoreChunk;
 
-/* Routes a journal stream ordered by chunk position to the actors' folds */
-typedef struct ChunkFold
-{
-	Fold	   *folds;			/* per position; NULL cm: not folded */
-	Jsonb	  **states;			/* per position: the fold's result */
-	int64	   *uptos;
-	bool	   *from_snapshot;
-	int64	   *starts;
-	int			current;		/* position being folded, or -1 */
-} ChunkFold;
-
+/*
+ * Lock the chunk's actors and sort them out: those to restore (stopped,
+ * and the caller may send to their machine), and of those the ones folded
+ * with the chunk; a user adapter's actors are folded one by one, through
+ * it.
+ */
 static void
-chunk_finish_current(ChunkFold *c)
+chunk_lock_actors(RestoreChunk *c)
+{
+	for (int i = 0; i < c->n; i++)
+	{
+		ChunkActor *a = &c->actors[i];
+
+		a->item = &c->items[i];
+		a->item->outcome = RESTORED;
+		c->ids[i] = CStringGetTextDatum(a->item->actor_id);
+		if (!store_read_actor(a->item->actor_id, ROW_LOCK_UPDATE, &a->row))
+		{
+			a->item->outcome = NOTHING;
+			continue;
+		}
+		a->cm = machine_lookup(a->row.machine, false);
+		machine_authorize(a->cm, MACHINE_SEND | MACHINE_RUN);
+		if (a->row.status != ACTOR_STOPPED)
+		{
+			a->item->outcome = SKIPPED;
+			a->cm = NULL;
+			continue;
+		}
+		a->batched = a->cm->adapter == NULL;
+		if (a->batched)
+			c->kinds[a->row.store] = true;
+	}
+}
+
+/*
+ * The versions up to which the batched actors of a kind of tables fold,
+ * by position; the others get 0, which matches no row.
+ */
+static Datum *
+chunk_uptos(RestoreChunk *c, StoreKind kind)
+{
+	Datum	   *uptos = palloc(sizeof(Datum) * c->n);
+
+	for (int i = 0; i < c->n; i++)
+	{
+		ChunkActor *a = &c->actors[i];
+
+		uptos[i] = Int64GetDatum(a->batched && a->row.store == kind ?
+								 a->row.version : 0);
+	}
+	return uptos;
+}
+
+/* The latest snapshot of each batched actor: one read per kind of tables */
+static void
+chunk_read_snapshots(RestoreChunk *c)
+{
+	Jsonb	  **snapshots = palloc0(sizeof(Jsonb *) * c->n);
+	int64	   *versions = palloc0(sizeof(int64) * c->n);
+
+	for (int kind = 0; kind < STORE_NKINDS; kind++)
+		if (c->kinds[kind])
+			store_latest_snapshots((StoreKind) kind, c->ids,
+								   chunk_uptos(c, (StoreKind) kind), c->n,
+								   snapshots, versions);
+	for (int i = 0; i < c->n; i++)
+	{
+		c->actors[i].snapshot = snapshots[i];
+		c->actors[i].snapshot_version = versions[i];
+	}
+}
+
+/* Start each batched actor's fold at its snapshot, or its spawn state */
+static void
+chunk_start_folds(RestoreChunk *c)
+{
+	fold_step_contexts(c->step_context);
+	c->current = -1;
+	for (int i = 0; i < c->n; i++)
+	{
+		ChunkActor *a = &c->actors[i];
+
+		if (!a->batched)
+			continue;
+		fold_start(&a->fold, a->item->actor_id, a->cm,
+				   a->snapshot ? a->snapshot : actor_initial_state(&a->row),
+				   a->snapshot_version, c->step_context);
+		/* a fold with nothing to read is finished as it starts */
+		a->state = a->fold.state;
+	}
+}
+
+/* End the fold of the actor being folded, if any */
+static void
+chunk_finish_current(RestoreChunk *c)
 {
 	if (c->current >= 0)
-		c->states[c->current] = fold_finish(&c->folds[c->current],
-											c->uptos[c->current],
-											c->from_snapshot[c->current],
-											c->starts[c->current]);
+	{
+		ChunkActor *a = &c->actors[c->current];
+
+		a->state = fold_finish(&a->fold, a->row.version, a->snapshot != NULL,
+							   a->snapshot_version);
+	}
 	c->current = -1;
 }
 
+/* Route a journal row of the chunk's stream to its actor's fold */
 static void
 chunk_fold_event(JournalEntry *entry, void *arg)
 {
-	ChunkFold  *c = arg;
+	RestoreChunk *c = arg;
 
 	if (entry->pos != c->current)
 	{
 		chunk_finish_current(c);
 		c->current = entry->pos;
 	}
-	fold_event(entry, &c->folds[entry->pos]);
+	fold_event(entry, &c->actors[entry->pos].fold);
+}
+
+/*
+ * Fold the batched actors' journals after their snapshots: one stream per
+ * kind of tables, each actor's rows whole and in order.
+ */
+static void
+chunk_fold_journals(RestoreChunk *c)
+{
+	Datum	   *afters = palloc(sizeof(Datum) * c->n);
+
+	for (int i = 0; i < c->n; i++)
+		afters[i] = Int64GetDatum(c->actors[i].snapshot_version);
+	for (int kind = 0; kind < STORE_NKINDS; kind++)
+		if (c->kinds[kind])
+			store_scan_events_of((StoreKind) kind, c->ids, afters,
+								 chunk_uptos(c, (StoreKind) kind), c->n,
+								 chunk_fold_event, c);
+	chunk_finish_current(c);
+
+	/* one that the streams never reached must be complete as it is */
+	for (int i = 0; i < c->n; i++)
+	{
+		ChunkActor *a = &c->actors[i];
+
+		if (a->batched && a->state == a->fold.state &&
+			a->fold.version < a->row.version)
+			(void) fold_finish(&a->fold, a->row.version, a->snapshot != NULL,
+							   a->snapshot_version);
+	}
+}
+
+/*
+ * Store each restored actor: its live row, its timers and spaced snapshot,
+ * its entry effects (restore_work); the state goes to its item, in the
+ * caller's memory context.
+ */
+static void
+chunk_store_actors(RestoreChunk *c, MemoryContext caller)
+{
+	for (int i = 0; i < c->n; i++)
+	{
+		ChunkActor *a = &c->actors[i];
+		RestoreArgs args;
+		Jsonb	   *restored;
+		MemoryContext old;
+
+		if (a->cm == NULL)
+			continue;
+		args.actor_id = a->item->actor_id;
+		args.row = &a->row;
+		args.cm = a->cm;
+		args.state = a->batched ? a->state : NULL;
+		restored = actor_transition(args.actor_id, restore_work, &args);
+		old = MemoryContextSwitchTo(caller);
+		a->item->state = DatumGetJsonbPCopy(JsonbPGetDatum(restored));
+		MemoryContextSwitchTo(old);
+	}
 }
 
 /*
  * Restore a chunk of actors: lock their rows, read the latest snapshots of
- * the stopped ones in one query and their journals in another, fold each,
- * then store each restored state, arm its timers and run its entry effects.
+ * the stopped ones and fold their journals after them, a read of each per
+ * kind of tables, then store each restored state, arm its timers and run
+ * its entry effects.
  */
 static void
 restore_chunk(void *arg)
 {
-	RestoreChunk *chunk = arg;
-	int			n = chunk->n;
+	RestoreChunk *c = arg;
 	MemoryContext caller = CurrentMemoryContext;
-	ActorRow   *rows = palloc0(sizeof(ActorRow) * n);
-	CompiledMachine **cms = palloc0(sizeof(CompiledMachine *) * n);
-	Datum	   *ids = palloc(sizeof(Datum) * n);
-	Datum	   *uptos_of[STORE_NKINDS] = {NULL};
-	bool		kinds_used[STORE_NKINDS] = {false};
-	bool	   *batched = palloc0(sizeof(bool) * n);
-	Datum	   *afters = palloc(sizeof(Datum) * n);
-	Jsonb	  **snapshots = palloc0(sizeof(Jsonb *) * n);
-	int64	   *snapshot_versions = palloc0(sizeof(int64) * n);
-	MemoryContext step_context[2];
-	ChunkFold	c;
 
 	PreventCommandIfReadOnly("machine_restore()");
 	SPI_connect();
-	c.folds = palloc0(sizeof(Fold) * n);
-	c.states = palloc0(sizeof(Jsonb *) * n);
-	c.uptos = palloc0(sizeof(int64) * n);
-	c.from_snapshot = palloc0(sizeof(bool) * n);
-	c.starts = palloc0(sizeof(int64) * n);
-	c.current = -1;
+	c->actors = palloc0(sizeof(ChunkActor) * c->n);
+	c->ids = palloc(sizeof(Datum) * c->n);
+	memset(c->kinds, 0, sizeof(c->kinds));
 
-	for (int i = 0; i < n; i++)
-	{
-		RestoreItem *item = &chunk->items[i];
-
-		item->outcome = RESTORED;
-		if (!store_read_actor(item->actor_id, ROW_LOCK_UPDATE, &rows[i]))
-			item->outcome = NOTHING;
-		else
-		{
-			cms[i] = machine_lookup(rows[i].machine, false);
-			machine_authorize(cms[i], MACHINE_SEND | MACHINE_RUN);
-			if (rows[i].status != ACTOR_STOPPED)
-			{
-				item->outcome = SKIPPED;
-				cms[i] = NULL;
-			}
-		}
-		ids[i] = CStringGetTextDatum(item->actor_id);
-		/* a user adapter's actors are folded one by one, through it */
-		batched[i] = cms[i] != NULL && cms[i]->adapter == NULL;
-		kinds_used[batched[i] ? rows[i].store : STORE_TABLES] = true;
-	}
-
-	/*
-	 * One query per kind of tables the actors live in; actors not to
-	 * restore, or living in other tables, fold nothing: upto 0 matches no
-	 * row.
-	 */
-	for (int kind = 0; kind < STORE_NKINDS; kind++)
-	{
-		Datum	   *kind_uptos = palloc(sizeof(Datum) * n);
-
-		if (!kinds_used[kind])
-			continue;
-		for (int i = 0; i < n; i++)
-			kind_uptos[i] = Int64GetDatum(batched[i] && rows[i].store == kind ?
-										  rows[i].version : 0);
-		uptos_of[kind] = kind_uptos;
-		store_latest_snapshots((StoreKind) kind, ids, kind_uptos, n,
-							   snapshots, snapshot_versions);
-	}
-	fold_step_contexts(step_context);
-	for (int i = 0; i < n; i++)
-	{
-		afters[i] = Int64GetDatum(snapshot_versions[i]);
-		if (!batched[i])
-			continue;
-		fold_start(&c.folds[i], chunk->items[i].actor_id, cms[i],
-				   snapshots[i] ? snapshots[i] : actor_initial_state(&rows[i]),
-				   snapshot_versions[i], step_context);
-		c.uptos[i] = rows[i].version;
-		c.from_snapshot[i] = snapshots[i] != NULL;
-		c.starts[i] = snapshot_versions[i];
-		/* a fold with nothing to read is finished as it starts */
-		c.states[i] = c.folds[i].state;
-	}
-	/* each actor's journal comes whole from one query */
-	for (int kind = 0; kind < STORE_NKINDS; kind++)
-		if (kinds_used[kind])
-			store_scan_events_of((StoreKind) kind, ids, afters, uptos_of[kind],
-								 n, chunk_fold_event, &c);
-	chunk_finish_current(&c);
-
-	for (int i = 0; i < n; i++)
-	{
-		RestoreArgs a;
-		Jsonb	   *restored;
-		MemoryContext old;
-
-		if (cms[i] == NULL)
-			continue;
-		/* one that the stream never reached must be complete as it is */
-		if (batched[i] && c.states[i] == c.folds[i].state &&
-			c.folds[i].version < c.uptos[i])
-			(void) fold_finish(&c.folds[i], c.uptos[i], c.from_snapshot[i],
-							   c.starts[i]);
-		a.actor_id = chunk->items[i].actor_id;
-		a.row = &rows[i];
-		a.cm = cms[i];
-		a.state = batched[i] ? c.states[i] : NULL;
-		restored = actor_transition(a.actor_id, restore_work, &a);
-		old = MemoryContextSwitchTo(caller);
-		chunk->items[i].state = DatumGetJsonbPCopy(JsonbPGetDatum(restored));
-		MemoryContextSwitchTo(old);
-	}
+	chunk_lock_actors(c);
+	chunk_read_snapshots(c);
+	chunk_start_folds(c);
+	chunk_fold_journals(c);
+	chunk_store_actors(c, caller);
 	SPI_finish();
 }
 
