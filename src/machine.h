@@ -395,6 +395,8 @@ typedef enum DirectTableId
 
 extern bool store_direct_usable(StoreKind kind, DirectTableId table);
 extern void store_direct_forget(Oid relid);
+extern void store_direct_begin_scope(void);
+extern void store_direct_end_scope(bool failed);
 extern void machine_lock(const char *name, LOCKMODE mode);
 extern void store_direct_scan_events_of(StoreKind kind, Datum *ids,
 										Datum *afters, Datum *uptos, int n,

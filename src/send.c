@@ -555,7 +555,18 @@ actor_send_keyed(const char *actor_id, Jsonb *event, int64 expected,
 		return NULL;
 
 	SPI_connect();
-	state = actor_transition(a.actor_id, send_work, &a);
+	store_direct_begin_scope();
+	PG_TRY();
+	{
+		state = actor_transition(a.actor_id, send_work, &a);
+	}
+	PG_CATCH();
+	{
+		store_direct_end_scope(true);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	store_direct_end_scope(false);
 	state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(state), false, -1);
 	SPI_finish();
 	return state;

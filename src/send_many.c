@@ -265,6 +265,7 @@ machine_send_many(PG_FUNCTION_ARGS)
 	callback.arg = NULL;
 	callback.previous = error_context_stack;
 	error_context_stack = &callback;
+	store_direct_begin_scope();
 	PG_TRY();
 	{
 		if (report)
@@ -272,12 +273,17 @@ machine_send_many(PG_FUNCTION_ARGS)
 		else
 			send_all(&batch);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
+		store_direct_end_scope(true);
 		current_item = NULL;
 		error_context_stack = callback.previous;
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	store_direct_end_scope(false);
+	current_item = NULL;
+	error_context_stack = callback.previous;
 
 	by_position = palloc(sizeof(BatchItem *) * Max(n, 1));
 	for (int i = 0; i < n; i++)

@@ -57,6 +57,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/xid8.h"
 
@@ -151,7 +152,26 @@ typedef struct OpenTable
 	int			nindexes;
 	Relation   *indexes;
 	IndexInfo **info;
+	bool		indexes_open;
+	bool		kept;			/* by the scope below: not closed after use */
+	bool		stale;			/* a relcache invalidation: open it again */
 } OpenTable;
+
+/*
+ * A scope of sends: the outermost machine_send, or all the items of a
+ * machine_send_many.  Opening a table and its indexes and building their
+ * IndexInfo costs about as much as the HOT update of a live row, so within
+ * a scope the journal and the live rows' tables stay open from their first
+ * use to the scope's end.  They are opened for the resource owner current
+ * when the scope began, so that a subtransaction aborting inside the scope
+ * (machine_send_many's 'report' mode) releases neither them nor their
+ * locks.  A relcache invalidation of a table (an index created by a
+ * handler, say) makes its next use open it again.
+ */
+static int	scope_depth = 0;
+static ResourceOwner scope_owner = NULL;
+static MemoryContext scope_context = NULL;
+static OpenTable scope_tables[STORE_NKINDS][NTABLES];
 
 /*
  * Open a table of the direct path by its remembered OID.  A DROP EXTENSION
@@ -354,8 +374,14 @@ store_direct_forget(Oid relid)
 		if (relid == InvalidOid)
 			direct_status[k] = DIRECT_UNKNOWN;
 		for (int i = 0; i < NTABLES; i++)
+		{
 			if (relid == all_tables[k][i].relid)
 				direct_status[k] = DIRECT_UNKNOWN;
+			if (relid == InvalidOid ||
+				(scope_tables[k][i].rel != NULL &&
+				 relid == RelationGetRelid(scope_tables[k][i].rel)))
+				scope_tables[k][i].stale = true;
+		}
 	}
 }
 
@@ -378,6 +404,7 @@ open_indexes(OpenTable *ot)
 		i++;
 	}
 	list_free(oids);
+	ot->indexes_open = true;
 }
 
 static void
@@ -385,6 +412,9 @@ open_table(DirectTable *t, OpenTable *ot, bool with_indexes)
 {
 	ot->rel = open_direct(t, RowExclusiveLock);
 	ot->nindexes = 0;
+	ot->indexes_open = false;
+	ot->kept = false;
+	ot->stale = false;
 	if (with_indexes)
 		open_indexes(ot);
 }
@@ -395,6 +425,118 @@ close_table(OpenTable *ot)
 	for (int i = 0; i < ot->nindexes; i++)
 		index_close(ot->indexes[i], RowExclusiveLock);
 	table_close(ot->rel, NoLock);
+}
+
+/*
+ * Open or close a table the scope keeps, as the resource owner of the
+ * scope: open its indexes too when asked, open only them when the table is
+ * open already, or (with "close") close it.
+ */
+static void
+as_scope_owner(OpenTable *ot, DirectTable *t, bool with_indexes, bool close)
+{
+	ResourceOwner save = CurrentResourceOwner;
+	MemoryContext old = MemoryContextSwitchTo(scope_context);
+
+	CurrentResourceOwner = scope_owner;
+	PG_TRY();
+	{
+		if (close)
+		{
+			close_table(ot);
+			memset(ot, 0, sizeof(OpenTable));
+		}
+		else if (ot->rel == NULL)
+		{
+			open_table(t, ot, with_indexes);
+			ot->kept = true;
+		}
+		else
+			open_indexes(ot);
+	}
+	PG_FINALLY();
+	{
+		CurrentResourceOwner = save;
+		MemoryContextSwitchTo(old);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * A table of the direct path, open for writing (with its indexes if asked):
+ * the scope's, or "local" opened now.  Give it back with release_table().
+ */
+static OpenTable *
+use_table(StoreKind kind, DirectTableId id, bool with_indexes,
+		  OpenTable *local)
+{
+	OpenTable  *ot = &scope_tables[kind][id];
+
+	if (scope_depth == 0)
+	{
+		open_table(&all_tables[kind][id], local, with_indexes);
+		return local;
+	}
+	if (ot->rel != NULL && ot->stale)
+		as_scope_owner(ot, NULL, false, true);
+	if (ot->rel == NULL || (with_indexes && !ot->indexes_open))
+		as_scope_owner(ot, &all_tables[kind][id], with_indexes, false);
+	return ot;
+}
+
+/* Open the indexes of a table from use_table() that was opened without */
+static void
+use_indexes(OpenTable *ot)
+{
+	if (ot->indexes_open)
+		return;
+	if (ot->kept)
+		as_scope_owner(ot, NULL, true, false);
+	else
+		open_indexes(ot);
+}
+
+static void
+release_table(OpenTable *ot)
+{
+	if (!ot->kept)
+		close_table(ot);
+}
+
+/*
+ * Begin a scope of sends; scopes nest, and only the outermost keeps
+ * tables.
+ */
+void
+store_direct_begin_scope(void)
+{
+	if (scope_depth++ > 0)
+		return;
+	if (scope_context == NULL)
+		scope_context = AllocSetContextCreate(TopMemoryContext,
+											  "machine open tables",
+											  ALLOCSET_SMALL_SIZES);
+	scope_owner = CurrentResourceOwner;
+	memset(scope_tables, 0, sizeof(scope_tables));
+}
+
+/*
+ * End a scope.  After an error ("failed") the tables are only forgotten:
+ * the abort of the (sub)transaction that owns them closes them.
+ */
+void
+store_direct_end_scope(bool failed)
+{
+	if (--scope_depth > 0)
+		return;
+	if (!failed)
+		for (int k = 0; k < STORE_NKINDS; k++)
+			for (int i = 0; i < NTABLES; i++)
+				if (scope_tables[k][i].rel != NULL)
+					as_scope_owner(&scope_tables[k][i], NULL, false, true);
+	memset(scope_tables, 0, sizeof(scope_tables));
+	scope_owner = NULL;
+	MemoryContextReset(scope_context);
 }
 
 /*
@@ -469,6 +611,17 @@ fetch_by_pkey(Relation rel, DirectTable *t, Snapshot snapshot,
 	return found;
 }
 
+/* The primary key among the open indexes of a table */
+static Relation
+open_pkey(OpenTable *ot, DirectTable *t)
+{
+	for (int i = 0; i < ot->nindexes; i++)
+		if (RelationGetRelid(ot->indexes[i]) == t->pkey)
+			return ot->indexes[i];
+	elog(ERROR, "primary key of machine.%s is not open", t->name);
+	return NULL;				/* keep compiler quiet */
+}
+
 /*
  * Lock and read an actor's row FOR NO KEY UPDATE; false when there is none.
  */
@@ -476,6 +629,8 @@ bool
 store_direct_lock_actor(StoreKind kind, const char *actor_id, ActorRow *row)
 {
 	DirectTable *t = &all_tables[kind][INSTANCES];
+	OpenTable	local;
+	OpenTable  *ot;
 	Relation	rel;
 	TupleTableSlot *slot;
 	Snapshot	snapshot;
@@ -486,10 +641,24 @@ store_direct_lock_actor(StoreKind kind, const char *actor_id, ActorRow *row)
 
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	rel = open_direct(t, RowExclusiveLock);
+	ot = use_table(kind, INSTANCES, scope_depth > 0, &local);
+	rel = ot->rel;
 	slot = table_slot_create(rel, NULL);
 
-	found = fetch_by_pkey(rel, t, snapshot, actor_id, 0, slot);
+	if (ot->kept)
+	{
+		Relation	index = open_pkey(ot, t);
+		ScanKeyData keys[1];
+		IndexScanDesc scan;
+
+		pkey_keys(index, keys, actor_id, 0, 1);
+		scan = index_beginscan(rel, index, snapshot, 1, 0);
+		index_rescan(scan, keys, 1, NULL, 0);
+		found = index_getnext_slot(scan, ForwardScanDirection, slot);
+		index_endscan(scan);
+	}
+	else
+		found = fetch_by_pkey(rel, t, snapshot, actor_id, 0, slot);
 	if (found)
 	{
 		ItemPointerData tid = slot->tts_tid;
@@ -542,7 +711,7 @@ store_direct_lock_actor(StoreKind kind, const char *actor_id, ActorRow *row)
 		row->store = kind;
 	}
 	ExecDropSingleTupleTableSlot(slot);
-	table_close(rel, NoLock);
+	release_table(ot);
 	UnregisterSnapshot(snapshot);
 	return found;
 }
@@ -591,7 +760,8 @@ store_direct_update_actor(const char *actor_id, ActorRow *row,
 						  ActorStatus status, int64 version, Jsonb *state,
 						  const char *tag)
 {
-	OpenTable	ot;
+	OpenTable	local;
+	OpenTable  *ot;
 	TupleTableSlot *slot;
 	bool		update_indexes;
 	TupleTableSlot *current;
@@ -599,8 +769,8 @@ store_direct_update_actor(const char *actor_id, ActorRow *row,
 	bool	   *nulls;
 
 	/* a HOT update adds no index entries: open the indexes only if needed */
-	open_table(&all_tables[row->store][INSTANCES], &ot, false);
-	slot = table_slot_create(ot.rel, NULL);
+	ot = use_table(row->store, INSTANCES, false, &local);
+	slot = table_slot_create(ot->rel, NULL);
 	ExecClearTuple(slot);
 	values = slot->tts_values;
 	nulls = slot->tts_isnull;
@@ -622,8 +792,8 @@ store_direct_update_actor(const char *actor_id, ActorRow *row,
 	 * replaced the row locked for it; heap_update() would fail on that with
 	 * an internal error, so look first.
 	 */
-	current = table_slot_create(ot.rel, NULL);
-	if (!table_tuple_fetch_row_version(ot.rel, &row->tid, SnapshotSelf, current))
+	current = table_slot_create(ot->rel, NULL);
+	if (!table_tuple_fetch_row_version(ot->rel, &row->tid, SnapshotSelf, current))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("actor \"%s\" was changed during its own transition", actor_id),
@@ -631,17 +801,17 @@ store_direct_update_actor(const char *actor_id, ActorRow *row,
 				 errhint("Send the actor an event instead: a send to an actor whose transition is under way is queued.")));
 	ExecDropSingleTupleTableSlot(current);
 
-	simple_table_tuple_update(ot.rel, &row->tid, slot, GetActiveSnapshot(),
+	simple_table_tuple_update(ot->rel, &row->tid, slot, GetActiveSnapshot(),
 							  &update_indexes);
 	if (update_indexes)
 	{
-		open_indexes(&ot);
-		(void) insert_index_entries(&ot, slot, true, false);
+		use_indexes(ot);
+		(void) insert_index_entries(ot, slot, true, false);
 	}
 	row->tid = slot->tts_tid;
 
 	ExecDropSingleTupleTableSlot(slot);
-	close_table(&ot);
+	release_table(ot);
 }
 
 /*
@@ -651,10 +821,11 @@ store_direct_update_actor(const char *actor_id, ActorRow *row,
  * statement's snapshot.
  */
 static FullTransactionId
-previous_txid(DirectTable *t, Relation rel, const char *actor_id,
+previous_txid(DirectTable *t, OpenTable *ot, const char *actor_id,
 			  int64 version)
 {
-	Relation	index = index_open(t->pkey, AccessShareLock);
+	Relation	rel = ot->rel;
+	Relation	index = open_pkey(ot, t);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	ScanKeyData keys[2];
 	IndexScanDesc scan;
@@ -676,7 +847,6 @@ previous_txid(DirectTable *t, Relation rel, const char *actor_id,
 			txid = DatumGetFullTransactionId(d);
 	}
 	index_endscan(scan);
-	index_close(index, AccessShareLock);
 	ExecDropSingleTupleTableSlot(slot);
 	return txid;
 }
@@ -707,16 +877,18 @@ journal_txid(FullTransactionId previous)
  * the transaction.
  */
 static bool
-insert_versioned(DirectTable *t, const char *actor_id, int64 version,
-				 Jsonb *value, const char *tag, int32 revision,
+insert_versioned(StoreKind kind, DirectTableId id, const char *actor_id,
+				 int64 version, Jsonb *value, const char *tag, int32 revision,
 				 const char *key)
 {
-	OpenTable	ot;
+	DirectTable *t = &all_tables[kind][id];
+	OpenTable	local;
+	OpenTable  *ot;
 	TupleTableSlot *slot;
 	bool		unique;
 
-	open_table(t, &ot, true);
-	slot = table_slot_create(ot.rel, NULL);
+	ot = use_table(kind, id, true, &local);
+	slot = table_slot_create(ot->rel, NULL);
 
 	/* the journal and the snapshots share their column order */
 	ExecClearTuple(slot);
@@ -727,10 +899,9 @@ insert_versioned(DirectTable *t, const char *actor_id, int64 version,
 	slot->tts_values[Anum_events_state_tag - 1] = CStringGetTextDatum(tag);
 	slot->tts_values[Anum_events_recorded_at - 1] =
 		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	if (t == &all_tables[STORE_TABLES][EVENTS] ||
-		t == &all_tables[STORE_MEMORY][EVENTS])
+	if (id == EVENTS)
 	{
-		FullTransactionId txid = journal_txid(previous_txid(t, ot.rel, actor_id,
+		FullTransactionId txid = journal_txid(previous_txid(t, ot, actor_id,
 															version));
 
 		slot->tts_values[Anum_events_position - 1] =
@@ -744,11 +915,11 @@ insert_versioned(DirectTable *t, const char *actor_id, int64 version,
 			slot->tts_isnull[Anum_events_idempotency_key - 1] = true;
 	}
 	ExecStoreVirtualTuple(slot);
-	simple_table_tuple_insert(ot.rel, slot);
-	unique = insert_index_entries(&ot, slot, false, true);
+	simple_table_tuple_insert(ot->rel, slot);
+	unique = insert_index_entries(ot, slot, false, true);
 
 	ExecDropSingleTupleTableSlot(slot);
-	close_table(&ot);
+	release_table(ot);
 	return unique;
 }
 
@@ -758,8 +929,8 @@ store_direct_append_event(StoreKind kind, const char *actor_id, int64 version,
 						  Jsonb *event, const char *tag, int32 revision,
 						  const char *key)
 {
-	return insert_versioned(&all_tables[kind][EVENTS], actor_id, version,
-							event, tag, revision, key);
+	return insert_versioned(kind, EVENTS, actor_id, version, event, tag,
+							revision, key);
 }
 
 /* Append a snapshot; false for a duplicate version, which must be raised */
@@ -767,8 +938,8 @@ bool
 store_direct_append_snapshot(StoreKind kind, const char *actor_id,
 							 int64 version, Jsonb *state, const char *tag)
 {
-	return insert_versioned(&all_tables[kind][SNAPSHOTS], actor_id, version,
-							state, tag, 0, NULL);
+	return insert_versioned(kind, SNAPSHOTS, actor_id, version, state, tag,
+							0, NULL);
 }
 
 /*
