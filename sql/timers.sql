@@ -86,6 +86,18 @@ SELECT * FROM machine_run_maintenance();
 SELECT id, state_tag FROM machine.actors WHERE id IN ('offer-8', 'offer-9') ORDER BY id;
 SELECT count(*) FROM machine.timers WHERE actor_id IN ('offer-8', 'offer-9');
 
+-- a failing timer between others of the same pass: those before it and
+-- after it apply once each, and it alone fails
+SELECT machine_spawn('offer-' || i, 'offer') FROM generate_series(10, 12) i \g /dev/null
+SELECT machine_send('offer-11', '{"_tag": "Accept"}') \g /dev/null
+UPDATE machine.timers SET due_at = now() - interval '1 hour' * (13 - substr(actor_id, 7)::int)
+ WHERE actor_id IN ('offer-10', 'offer-11', 'offer-12') AND seq = 0;
+SELECT * FROM machine_run_maintenance();
+SELECT id, version, state_tag FROM machine.actors WHERE id IN ('offer-10', 'offer-11', 'offer-12') ORDER BY id;
+SELECT actor, what, count(*) FROM timer_log WHERE actor IN ('offer-10', 'offer-11', 'offer-12') GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT actor_id, count(*) FROM machine.events WHERE actor_id IN ('offer-10', 'offer-11', 'offer-12') GROUP BY 1 ORDER BY 1;
+SELECT actor_id, event->>'_tag' AS event FROM machine.timers WHERE actor_id IN ('offer-10', 'offer-11', 'offer-12') ORDER BY 1;
+
 -- max_items bounds a pass
 SELECT machine_spawn('bulk-' || i, 'offer') FROM generate_series(1, 5) i \g /dev/null
 SELECT expire_all();

@@ -13,9 +13,11 @@
  * instance.  Rows left behind by an older revision of a machine are dropped
  * the same way.
  *
- * Each timer fires in a subtransaction of its own, as the role that armed
- * it: one failing handler is logged with its actor and skipped, and a
- * superuser running the pass never runs user code with its own rights.
+ * Each timer fires as if in a subtransaction of its own, as the role that
+ * armed it: one failing handler is logged with its actor and skipped (the
+ * others of its batch share one subtransaction unless one fails: see
+ * fire_timers), and a superuser running the pass never runs user code with
+ * its own rights.
  * The code runs as a security-restricted operation (no temporary objects,
  * no LISTEN, no SET ROLE) and every setting it changes is undone after it,
  * as PostgreSQL does for index expressions run by VACUUM: the timer's
@@ -137,46 +139,166 @@ timer_timeout_stop(void)
 	}
 }
 
+/* What warns that a timer was dropped for want of its armer's role */
+static void
+warn_role_gone(const DueTimer *timer)
+{
+	ereport(WARNING,
+			(errmsg("timer of actor \"%s\" dropped: the role that armed it no longer exists",
+					timer->actor_id)));
+}
+
+/* The outcome of a timer whose send raised "error"; logged if it failed */
+static TimerOutcome
+timer_error_outcome(const DueTimer *timer, ErrorData *error)
+{
+	if (stale_timer_error(error->sqlerrcode))
+		return TIMER_DROPPED;
+	ereport(WARNING,
+			(errmsg("timer of actor \"%s\" failed: %s",
+					timer->actor_id, error->message),
+			 error->detail ? errdetail_internal("%s", error->detail) : 0,
+			 errhint("The timer was dropped.")));
+	return TIMER_FAILED;
+}
+
+/* Undo what an interrupted send_as_armer() left set */
+static void
+timer_send_cleanup(void)
+{
+	timers_set_firing(NULL);
+	machine_firing_timer = false;
+	timer_timeout_stop();
+}
+
 /* Fire one claimed timer, in a subtransaction of its own */
 static TimerOutcome
 fire_timer(TimerRef *ref)
 {
 	DueTimer	timer;
 	ErrorData  *error;
-	TimerOutcome outcome = TIMER_FIRED;
+	TimerOutcome outcome;
 
 	if (!store_take_timer(ref, &timer))
 		return TIMER_DROPPED;
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(timer.role)))
 	{
-		ereport(WARNING,
-				(errmsg("timer of actor \"%s\" dropped: the role that armed it no longer exists",
-						timer.actor_id)));
+		warn_role_gone(&timer);
 		return TIMER_FAILED;
 	}
 
 	timer_timeout_start();
 	error = in_subtransaction(send_as_armer, &timer);
-	timers_set_firing(NULL);
-	machine_firing_timer = false;
-	timer_timeout_stop();
+	timer_send_cleanup();
 	if (error == NULL)
 		return TIMER_FIRED;
-	if (stale_timer_error(error->sqlerrcode))
-		outcome = TIMER_DROPPED;
-	else
-	{
-		ereport(WARNING,
-				(errmsg("timer of actor \"%s\" failed: %s",
-						timer.actor_id, error->message),
-				 error->detail ? errdetail_internal("%s", error->detail) : 0,
-				 errhint("The timer was dropped.")));
-		outcome = TIMER_FAILED;
-	}
+	outcome = timer_error_outcome(&timer, error);
 	FreeErrorData(error);
 	return outcome;
 }
 
+/*
+ * A run of claimed timers fired in one subtransaction.  What a timer
+ * leads to is known only once the run is kept, so the run records it and
+ * the caller reports it then.
+ */
+typedef enum RunOutcome
+{
+	RUN_FIRED,
+	RUN_TAKEN_ALREADY,			/* an earlier timer cancelled it */
+	RUN_ROLE_GONE				/* its armer's role was dropped */
+} RunOutcome;
+
+typedef struct TimerRun
+{
+	TimerRef  **refs;			/* the claimed timers of the batch */
+	int			start;			/* the run: refs[start .. end - 1] */
+	int			end;
+	int			current;		/* the timer being fired */
+	RunOutcome *outcomes;
+	DueTimer   *timers;
+} TimerRun;
+
+static void
+fire_run(void *arg)
+{
+	TimerRun   *run = arg;
+
+	for (run->current = run->start; run->current < run->end; run->current++)
+	{
+		DueTimer   *timer = &run->timers[run->current];
+
+		if (!store_take_timer(run->refs[run->current], timer))
+			run->outcomes[run->current] = RUN_TAKEN_ALREADY;
+		else if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(timer->role)))
+			run->outcomes[run->current] = RUN_ROLE_GONE;
+		else
+		{
+			timer_timeout_start();
+			send_as_armer(timer);
+			timer_timeout_stop();
+			run->outcomes[run->current] = RUN_FIRED;
+		}
+	}
+}
+
+static void
+count_outcome(MaintenanceCounts *counts, TimerOutcome outcome)
+{
+	switch (outcome)
+	{
+		case TIMER_FIRED:
+			counts->fired++;
+			break;
+		case TIMER_DROPPED:
+			counts->dropped++;
+			break;
+		case TIMER_FAILED:
+			counts->failed++;
+			break;
+	}
+}
+
+/* Count (and log) the outcomes of a run that was kept */
+static void
+report_run(TimerRun *run, MaintenanceCounts *counts)
+{
+	for (int i = run->start; i < run->end; i++)
+		switch (run->outcomes[i])
+		{
+			case RUN_FIRED:
+				counts->fired++;
+				break;
+			case RUN_TAKEN_ALREADY:
+				counts->dropped++;
+				break;
+			case RUN_ROLE_GONE:
+				warn_role_gone(&run->timers[i]);
+				counts->failed++;
+				break;
+		}
+}
+
+/*
+ * Fire timers refs[start .. end - 1] in one subtransaction; NULL when they
+ * all went through, else the error, which undid the whole run, and in
+ * *failed the timer that raised it.
+ */
+static ErrorData *
+try_run(TimerRun *run, int start, int end, int *failed)
+{
+	ErrorData  *error;
+
+	run->start = start;
+	run->end = end;
+	error = in_subtransaction(fire_run, run);
+	if (error != NULL)
+	{
+		timer_send_cleanup();
+		*failed = run->current;
+	}
+	return error;
+}
 typedef struct SpacedArgs
 {
 	int			limit;
@@ -207,28 +329,82 @@ take_spaced_snapshots(int limit)
 	return 0;
 }
 
-/* Fire claimed timers (TimerRefs) in order, counting outcomes */
+/*
+ * Fire claimed timers (TimerRefs) in order, counting outcomes.
+ *
+ * Each timer must fire or fail on its own, which one subtransaction per
+ * timer gives, but a subtransaction (and its transaction id, which every
+ * row it writes carries) costs about as much as a tenth of the send.  So
+ * the timers are fired optimistically, as many as remain in one
+ * subtransaction.  When one raises an error, the run is undone: the timers
+ * before it are fired again in one subtransaction (what they do does not
+ * depend on the ones after them), the failing one is taken and its error
+ * reported as if it had failed alone, and the rest start a new run.  A
+ * timer before a failing one thus runs its transition twice, the first
+ * time rolled back; if it fails the second time, the timers of that prefix
+ * go one subtransaction each.
+ */
 static void
 fire_timers(List *due, MaintenanceCounts *counts)
 {
-	ListCell   *lc;
+	int			n = list_length(due);
+	TimerRun	run;
+	int			start = 0;
 
-	foreach(lc, due)
+	if (n == 0)
+		return;
+	run.refs = palloc(sizeof(TimerRef *) * n);
+	run.outcomes = palloc(sizeof(RunOutcome) * n);
+	run.timers = palloc(sizeof(DueTimer) * n);
+	for (int i = 0; i < n; i++)
+		run.refs[i] = list_nth(due, i);
+
+	while (start < n)
 	{
+		ErrorData  *error;
+		ErrorData  *again;
+		int			failed;
+		int			ignored;
+		DueTimer	timer;
+
 		CHECK_FOR_INTERRUPTS();
-		switch (fire_timer((TimerRef *) lfirst(lc)))
+		error = try_run(&run, start, n, &failed);
+		if (error == NULL)
 		{
-			case TIMER_FIRED:
-				counts->fired++;
-				break;
-			case TIMER_DROPPED:
-				counts->dropped++;
-				break;
-			case TIMER_FAILED:
-				counts->failed++;
-				break;
+			report_run(&run, counts);
+			break;
 		}
+
+		again = NULL;
+		if (failed > start)
+		{
+			again = try_run(&run, start, failed, &ignored);
+			if (again == NULL)
+				report_run(&run, counts);
+			else
+				for (int i = start; i < failed; i++)
+				{
+					CHECK_FOR_INTERRUPTS();
+					count_outcome(counts, fire_timer(run.refs[i]));
+				}
+		}
+
+		if (again != NULL)
+		{
+			/* the timers before it did not do the same twice: send again */
+			FreeErrorData(again);
+			count_outcome(counts, fire_timer(run.refs[failed]));
+		}
+		else if (!store_take_timer(run.refs[failed], &timer))
+			counts->dropped++;
+		else
+			count_outcome(counts, timer_error_outcome(&timer, error));
+		FreeErrorData(error);
+		start = failed + 1;
 	}
+	pfree(run.refs);
+	pfree(run.outcomes);
+	pfree(run.timers);
 }
 
 /*
