@@ -21,6 +21,17 @@
 #include "utils/builtins.h"
 
 #include "machine.h"
+#include "actors.h"
+#include "adapter.h"
+#include "definition.h"
+#include "registry.h"
+#include "send.h"
+#include "store.h"
+#include "store_direct.h"
+#include "store_timers.h"
+#include "timers.h"
+#include "transition.h"
+#include "values.h"
 
 static void
 null_argument(const char *name)

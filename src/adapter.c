@@ -52,6 +52,9 @@
 #include "utils/tuplestore.h"
 
 #include "machine.h"
+#include "adapter.h"
+#include "definition.h"
+#include "store.h"
 
 typedef struct AdapterFunction
 {

@@ -36,6 +36,13 @@
 #include "utils/resowner.h"
 
 #include "machine.h"
+#include "adapter.h"
+#include "definition.h"
+#include "registry.h"
+#include "store.h"
+#include "subtransaction.h"
+#include "transition.h"
+#include "values.h"
 
 /* Actors checked together in one subtransaction */
 #define CHECK_CHUNK_SIZE 500

@@ -42,6 +42,8 @@
 #include "utils/timestamp.h"
 
 #include "machine.h"
+#include "registry.h"
+#include "store.h"
 
 /* Actors compacted by one statement */
 #define COMPACT_BATCH 500

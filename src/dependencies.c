@@ -45,7 +45,10 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
-#include "machine.h"
+#include "adapter.h"
+#include "definition.h"
+#include "registry.h"
+#include "store.h"
 
 /* Has the database the extension's tables (not during its own drop)? */
 static bool

@@ -26,7 +26,9 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 
-#include "machine.h"
+#include "definition.h"
+#include "registry.h"
+#include "store.h"
 
 typedef enum DiagramFormat
 {

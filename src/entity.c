@@ -25,7 +25,13 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 
-#include "machine.h"
+#include "actors.h"
+#include "registry.h"
+#include "send.h"
+#include "store.h"
+#include "store_direct.h"
+#include "transition.h"
+#include "values.h"
 
 /*
  * machine_send_entity(machine text, entity_id text, event jsonb,

@@ -30,7 +30,12 @@
 #include "utils/memutils.h"
 
 #include "machine.h"
+#include "adapter.h"
 #include "fold.h"
+#include "registry.h"
+#include "store.h"
+#include "transition.h"
+#include "values.h"
 
 static void
 fold_error(Fold *f, int64 version, const char *detail_fmt, const char *a,

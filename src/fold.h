@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * fold.h
- *	  Folds of the journal (fold.c), step by step for callers that fold
- *	  many actors at once.
+ *	  Folds of the journal (fold.c): an actor's state at a version, and
+ *	  step by step for callers that fold many actors at once.
  *
  *-------------------------------------------------------------------------
  */
@@ -10,6 +10,18 @@
 #define MACHINE_FOLD_H
 
 #include "machine.h"
+
+#include "utils/jsonb.h"
+
+#include "registry.h"
+#include "store.h"
+
+typedef void (*FoldCallback) (JournalEntry *entry, Jsonb *state, void *arg);
+extern Jsonb *machine_fold(const char *actor_id, CompiledMachine *cm,
+						   Jsonb *initial_state, int64 upto, bool from_start,
+						   FoldCallback callback, void *arg);
+extern Jsonb *actor_state_at(const char *actor_id, ActorRow *row,
+							 CompiledMachine *cm, int64 version);
 
 /* A fold under way */
 typedef struct Fold

@@ -17,13 +17,14 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
-#include "machine.h"
+#include "maintenance.h"
+#include "registry.h"
+#include "send.h"
 #include "served.h"
+#include "subscriptions.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
-
-/* Was the library preloaded, so that a launcher runs? */
-bool		machine_preloaded = false;
 
 void		_PG_init(void);
 
@@ -37,10 +38,7 @@ _PG_init(void)
 	MarkGUCPrefixReserved("machine");
 
 	if (process_shared_preload_libraries_in_progress)
-	{
-		machine_preloaded = true;
 		machine_register_launcher();
-	}
-	registry_init();
+	registry_init(process_shared_preload_libraries_in_progress);
 	subscriptions_init();
 }

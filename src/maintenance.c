@@ -51,6 +51,12 @@
 #include "utils/timestamp.h"
 
 #include "machine.h"
+#include "maintenance.h"
+#include "registry.h"
+#include "send.h"
+#include "store_timers.h"
+#include "subtransaction.h"
+#include "timers.h"
 
 /* Timers that machine_fire_timers() claims at a time */
 #define FIRE_TIMERS_BATCH 1000
@@ -106,11 +112,11 @@ send_as_armer(void *arg)
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	save_nestlevel = NewGUCNestLevel();
-	machine_firing_timer = true;
+	registry_timer_firing(true);
 	timers_set_firing(timer);
 	(void) actor_send(timer->actor_id, timer->event, timer->armed_version);
 	timers_set_firing(NULL);
-	machine_firing_timer = false;
+	registry_timer_firing(false);
 	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 }
@@ -167,7 +173,7 @@ static void
 timer_send_cleanup(void)
 {
 	timers_set_firing(NULL);
-	machine_firing_timer = false;
+	registry_timer_firing(false);
 	timer_timeout_stop();
 }
 

@@ -24,7 +24,7 @@
 #include "miscadmin.h"
 #include "utils/tuplestore.h"
 
-#include "machine.h"
+#include "store.h"
 
 /* may_read(m.owner, m.acl) for the role $1 */
 #define MAY_READ \

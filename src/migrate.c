@@ -31,6 +31,13 @@
 #include "utils/memutils.h"
 
 #include "machine.h"
+#include "definition.h"
+#include "migrate.h"
+#include "registry.h"
+#include "send.h"
+#include "store.h"
+#include "transition.h"
+#include "values.h"
 
 /* Actor ids read from the cursor at a time */
 #define MIGRATE_BATCH 500

@@ -68,7 +68,14 @@
 #include "utils/varlena.h"
 
 #include "machine.h"
+#include "adapter.h"
+#include "definition.h"
+#include "migrate.h"
+#include "registry.h"
 #include "served.h"
+#include "store.h"
+#include "store_direct.h"
+#include "store_timers.h"
 
 /* At most this many machines are kept compiled; past it the cache restarts */
 #define MACHINE_CACHE_SIZE 256
@@ -84,10 +91,13 @@ static List *retired = NIL;		/* in TopMemoryContext */
 static Oid	machines_relid = InvalidOid;
 
 /* Set while a timer's send runs: see machine_authorize() */
-bool		machine_firing_timer = false;
+static bool firing_timer = false;
 
-/* The innermost actor whose transition is under way (send.c), or NULL */
-const char *machine_transition_actor = NULL;
+/* The innermost actor whose transition is under way, or NULL */
+static const char *transition_actor = NULL;
+
+/* Was the library preloaded, so that a launcher starts workers? */
+static bool preloaded = false;
 
 static const struct
 {
@@ -200,13 +210,28 @@ xact_callback(XactEvent event, void *arg)
 }
 
 void
-registry_init(void)
+registry_init(bool library_preloaded)
 {
+	preloaded = library_preloaded;
 	CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(PROCOID, syscache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHOID, roles_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, roles_callback, (Datum) 0);
 	RegisterXactCallback(xact_callback, NULL);
+}
+
+/* A timer's send starts (true) or ends (false) */
+void
+registry_timer_firing(bool firing)
+{
+	firing_timer = firing;
+}
+
+/* The innermost actor whose transition is under way, or NULL when none is */
+void
+registry_transition_actor(const char *actor_id)
+{
+	transition_actor = actor_id;
 }
 
 /*
@@ -216,12 +241,12 @@ registry_init(void)
 static void
 refuse_in_transition(const char *what)
 {
-	if (machine_transition_actor != NULL)
+	if (transition_actor != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
 				 errmsg("cannot %s a machine while a transition is in progress", what),
 				 errdetail("A guard, handler or effect of actor \"%s\" called it.",
-						   machine_transition_actor)));
+						   transition_actor)));
 }
 
 static Oid
@@ -730,7 +755,7 @@ machine_authorize(CompiledMachine *cm, AclMode modes)
 	Oid			role = GetUserId();
 	AclMode		missing = 0;
 
-	if (machine_firing_timer)
+	if (firing_timer)
 		check_timer_trust(cm, role);
 	if (cm->checked_role == role && (cm->checked_modes & modes) == modes)
 		return;
@@ -931,7 +956,7 @@ static void refuse_actors_outside(const char *name, ArrayType *tags);
 static bool
 worker_serves_this_database(void)
 {
-	return machine_preloaded &&
+	return preloaded &&
 		machine_database_allowed(get_database_name(MyDatabaseId));
 }
 

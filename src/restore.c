@@ -21,7 +21,16 @@
 #include "utils/resowner.h"
 
 #include "machine.h"
+#include "adapter.h"
+#include "definition.h"
 #include "fold.h"
+#include "registry.h"
+#include "send.h"
+#include "store.h"
+#include "subtransaction.h"
+#include "timers.h"
+#include "transition.h"
+#include "values.h"
 
 #define REWIND_TAG MACHINE_REWIND_TAG
 

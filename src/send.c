@@ -41,6 +41,18 @@
 #include "utils/json.h"
 
 #include "machine.h"
+#include "adapter.h"
+#include "definition.h"
+#include "fold.h"
+#include "registry.h"
+#include "send.h"
+#include "store.h"
+#include "store_direct.h"
+#include "store_timers.h"
+#include "subscriptions.h"
+#include "timers.h"
+#include "transition.h"
+#include "values.h"
 
 typedef struct QueuedEvent
 {
@@ -451,7 +463,7 @@ actor_transition(const char *actor_id, TransitionWork work, void *arg)
 	box.context = CurrentMemoryContext;
 	box.outer = active_mailboxes;
 	active_mailboxes = &box;
-	machine_transition_actor = actor_id;
+	registry_transition_actor(actor_id);
 	send_depth++;
 	PG_TRY();
 	{
@@ -475,7 +487,7 @@ actor_transition(const char *actor_id, TransitionWork work, void *arg)
 	PG_FINALLY();
 	{
 		active_mailboxes = box.outer;
-		machine_transition_actor = box.outer ? box.outer->actor_id : NULL;
+		registry_transition_actor(box.outer ? box.outer->actor_id : NULL);
 		send_depth--;
 	}
 	PG_END_TRY();

@@ -29,7 +29,9 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
-#include "machine.h"
+#include "send.h"
+#include "store_direct.h"
+#include "subtransaction.h"
 
 typedef struct BatchItem
 {

@@ -8,6 +8,8 @@
 #ifndef SERVED_H
 #define SERVED_H
 
+#include "machine.h"
+
 extern char *machine_databases;
 
 extern void served_init(void);

@@ -19,6 +19,10 @@
 #include "utils/builtins.h"
 
 #include "machine.h"
+#include "definition.h"
+#include "registry.h"
+#include "transition.h"
+#include "values.h"
 
 #define SIMULATED_ACTOR "(simulation)"
 

@@ -17,7 +17,6 @@
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
-#include "machine.h"
 #include "slice.h"
 
 PG_FUNCTION_INFO_V1(machine_slice_of);

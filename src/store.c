@@ -58,6 +58,7 @@
 
 #include "machine.h"
 #include "store.h"
+#include "store_direct.h"
 #include "store_spi.h"
 
 

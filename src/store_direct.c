@@ -63,6 +63,8 @@
 
 #include "machine.h"
 #include "store.h"
+#include "store_direct.h"
+#include "store_timers.h"
 #include "tables.h"
 
 typedef struct DirectTable

@@ -10,10 +10,10 @@
 #ifndef MACHINE_STORE_SPI_H
 #define MACHINE_STORE_SPI_H
 
+#include "machine.h"
+
 #include "executor/spi.h"
 #include "utils/jsonb.h"
-
-#include "machine.h"
 
 typedef struct SavedQuery
 {

@@ -21,7 +21,11 @@
 #include "utils/timestamp.h"
 
 #include "machine.h"
+#include "definition.h"
+#include "store.h"
+#include "store_direct.h"
 #include "store_spi.h"
+#include "store_timers.h"
 
 static SavedQuery arm_timer_query = {
 	"INSERT INTO machine.timers "

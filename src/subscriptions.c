@@ -49,8 +49,10 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
-#include "machine.h"
+#include "registry.h"
 #include "slice.h"
+#include "store.h"
+#include "subscriptions.h"
 
 /* The channel that consumers LISTEN on; the payload is the machine type */
 #define WAKE_CHANNEL "machine_journal"

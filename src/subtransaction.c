@@ -17,7 +17,7 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
-#include "machine.h"
+#include "subtransaction.h"
 
 /*
  * Run fn(arg) in a subtransaction.  NULL when it succeeded; otherwise the

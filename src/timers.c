@@ -17,7 +17,11 @@
 
 #include "miscadmin.h"
 
-#include "machine.h"
+#include "definition.h"
+#include "registry.h"
+#include "store_timers.h"
+#include "timers.h"
+#include "values.h"
 
 /* The timer whose event is being sent, taken out of the table already */
 static const DueTimer *timer_firing = NULL;

@@ -16,6 +16,10 @@
 #include "utils/lsyscache.h"
 
 #include "machine.h"
+#include "definition.h"
+#include "registry.h"
+#include "transition.h"
+#include "values.h"
 
 /* Invoke a function with its busy flag set for the duration of the call */
 static Datum
@@ -157,7 +161,7 @@ machine_migrate(CompiledMachine *cm, Jsonb *state, int32 from_revision,
 	{
 		result = DatumGetJsonbP(d);
 		tag = JB_ROOT_IS_SCALAR(result) || !JB_ROOT_IS_OBJECT(result) ? NULL :
-			jsonb_field(result, "_tag");
+			jsonb_field(result, MACHINE_TAG_KEY);
 		problem = "a state without a \"_tag\"";
 		if (tag != NULL && tag->type == jbvString)
 		{
@@ -200,9 +204,9 @@ machine_upcast(CompiledMachine *cm, Jsonb *event, int32 revision,
 
 	if (fn < 0 || revision >= cm->revision)
 		return event;
-	tag = jsonb_field(event, "_tag");
+	tag = jsonb_field(event, MACHINE_TAG_KEY);
 	if (tag != NULL && tag->type == jbvString && tag->val.string.len > 0 &&
-		tag->val.string.val[0] == '$')
+		tag->val.string.val[0] == MACHINE_RESERVED_PREFIX)
 		return event;
 	if (revision < 0 && cm->functions[fn].fn_strict)
 		return event;
@@ -213,7 +217,7 @@ machine_upcast(CompiledMachine *cm, Jsonb *event, int32 revision,
 	{
 		result = DatumGetJsonbP(d);
 		tag = JB_ROOT_IS_SCALAR(result) || !JB_ROOT_IS_OBJECT(result) ? NULL :
-			jsonb_field(result, "_tag");
+			jsonb_field(result, MACHINE_TAG_KEY);
 		if (tag != NULL && tag->type == jbvString)
 			return result;
 	}
@@ -255,7 +259,7 @@ run_handler(CompiledMachine *cm, const MdTransition *t, Jsonb *state,
 		return jsonb_with_tag(result, NULL, cm->def->states[t->target].name);
 	}
 
-	tag = jsonb_field(result, "_tag");
+	tag = jsonb_field(result, MACHINE_TAG_KEY);
 	if (tag == NULL || tag->type != jbvString)
 		ereport(ERROR,
 				(errcode(ERRCODE_MACHINE_INVALID_RESULT),

@@ -17,8 +17,8 @@
 #include "utils/fmgrprotos.h"
 
 #include "machine.h"
-
-#define TAG_KEY "_tag"
+#include "definition.h"
+#include "values.h"
 
 static const char *
 jsonb_type_name(JsonbValue *v)
@@ -79,7 +79,7 @@ tag_of(Jsonb *value, const char *what)
 	JsonbValue *tag;
 
 	check_object(value, what);
-	tag = jsonb_field(value, TAG_KEY);
+	tag = jsonb_field(value, MACHINE_TAG_KEY);
 	if (tag == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -103,7 +103,7 @@ event_tag(Jsonb *event)
 {
 	char	   *tag = tag_of(event, "event");
 
-	if (tag[0] == '$')
+	if (tag[0] == MACHINE_RESERVED_PREFIX)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("event tag \"%s\" is reserved", tag),
@@ -143,8 +143,8 @@ push_pairs(JsonbParseState **state, Jsonb *object)
 	{
 		if (tok == WJB_KEY)
 		{
-			skip = v.val.string.len == sizeof(TAG_KEY) - 1 &&
-				memcmp(v.val.string.val, TAG_KEY, sizeof(TAG_KEY) - 1) == 0;
+			skip = v.val.string.len == sizeof(MACHINE_TAG_KEY) - 1 &&
+				memcmp(v.val.string.val, MACHINE_TAG_KEY, sizeof(MACHINE_TAG_KEY) - 1) == 0;
 			if (!skip)
 				pushJsonbValue(state, WJB_KEY, &v);
 		}
@@ -170,8 +170,8 @@ jsonb_with_tag(Jsonb *data, Jsonb *merge, const char *tag)
 	if (merge != NULL)
 		push_pairs(&state, merge);
 	k.type = jbvString;
-	k.val.string.val = TAG_KEY;
-	k.val.string.len = sizeof(TAG_KEY) - 1;
+	k.val.string.val = MACHINE_TAG_KEY;
+	k.val.string.len = sizeof(MACHINE_TAG_KEY) - 1;
 	pushJsonbValue(&state, WJB_KEY, &k);
 	v.type = jbvString;
 	v.val.string.val = (char *) tag;
@@ -279,7 +279,7 @@ check_event_payload(const MachineDef *def, Jsonb *event, const char *tag)
 		if (tok != WJB_KEY)
 			continue;
 		key = pnstrdup(v.val.string.val, v.val.string.len);
-		if (strcmp(key, TAG_KEY) == 0)
+		if (strcmp(key, MACHINE_TAG_KEY) == 0)
 			continue;
 		for (int i = 0; i < schema->nfields && !known; i++)
 			known = strcmp(schema->fields[i].name, key) == 0;

@@ -53,8 +53,9 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "machine.h"
+#include "maintenance.h"
 #include "served.h"
+#include "worker.h"
 
 /* How long a stopped worker waits before the launcher starts it again */
 #define RESTART_INTERVAL_MS 10000
