@@ -117,6 +117,14 @@ LANGUAGE C STABLE STRICT;
 COMMENT ON FUNCTION machine_definition(text, integer) IS
 	'the definition of a machine at one of its revisions, or NULL';
 
+/*
+ * Room on the page for a new version of every live row: a transaction that
+ * rewrites all the rows of a page (a restore, a migration) keeps their old
+ * versions until it ends, and only updates that fit on the page are HOT.
+ * Pages written from now on get it; VACUUM FULL applies it to the others.
+ */
+ALTER TABLE machine.instances SET (fillfactor = 50);
+
 /* The "memory" adapter */
 
 /*
@@ -137,7 +145,7 @@ CREATE UNLOGGED TABLE machine.memory_instances (
 	initial_state jsonb NOT NULL,
 	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	last_activity_at timestamptz NOT NULL DEFAULT pg_catalog.now()
-) WITH (fillfactor = 70);
+) WITH (fillfactor = 50);
 CREATE INDEX ON machine.memory_instances (machine);
 COMMENT ON TABLE machine.memory_instances IS
 	'the actors of machines with the "memory" adapter (unlogged: emptied by a crash)';

@@ -60,12 +60,15 @@ CREATE TABLE machine.instances (
 	initial_state jsonb NOT NULL,
 	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	last_activity_at timestamptz NOT NULL DEFAULT pg_catalog.now()
-) WITH (fillfactor = 70);
+) WITH (fillfactor = 50);
 CREATE INDEX ON machine.instances (machine);
 COMMENT ON TABLE machine.instances IS
 	'every actor: its live state and the metadata that restore starts from';
 -- every send updates its actor's row in place: room on the page keeps those
--- updates HOT, without new index entries
+-- updates HOT, without new index entries.  Half the page is room enough for
+-- a new version of every row on it, which a transaction that rewrites all
+-- of them (a restore, a migration) needs: the old versions stay until it
+-- ends.
 
 CREATE SEQUENCE machine.events_position_seq;
 
@@ -163,7 +166,7 @@ CREATE UNLOGGED TABLE machine.memory_instances (
 	initial_state jsonb NOT NULL,
 	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	last_activity_at timestamptz NOT NULL DEFAULT pg_catalog.now()
-) WITH (fillfactor = 70);
+) WITH (fillfactor = 50);
 CREATE INDEX ON machine.memory_instances (machine);
 COMMENT ON TABLE machine.memory_instances IS
 	'the actors of machines with the "memory" adapter (unlogged: emptied by a crash)';
