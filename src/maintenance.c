@@ -335,6 +335,57 @@ take_spaced_snapshots(int limit)
 	return 0;
 }
 
+/* The loop of fire_timers(), over the n timers of "run" */
+static void
+fire_from(TimerRun *run, int n, MaintenanceCounts *counts)
+{
+	int			start = 0;
+
+	while (start < n)
+	{
+		ErrorData  *error;
+		ErrorData  *again;
+		int			failed;
+		int			ignored;
+		DueTimer	timer;
+
+		CHECK_FOR_INTERRUPTS();
+		error = try_run(run, start, n, &failed);
+		if (error == NULL)
+		{
+			report_run(run, counts);
+			break;
+		}
+
+		again = NULL;
+		if (failed > start)
+		{
+			again = try_run(run, start, failed, &ignored);
+			if (again == NULL)
+				report_run(run, counts);
+			else
+				for (int i = start; i < failed; i++)
+				{
+					CHECK_FOR_INTERRUPTS();
+					count_outcome(counts, fire_timer(run->refs[i]));
+				}
+		}
+
+		if (again != NULL)
+		{
+			/* the timers before it did not do the same twice: send again */
+			FreeErrorData(again);
+			count_outcome(counts, fire_timer(run->refs[failed]));
+		}
+		else if (!store_take_timer(run->refs[failed], &timer))
+			counts->dropped++;
+		else
+			count_outcome(counts, timer_error_outcome(&timer, error));
+		FreeErrorData(error);
+		start = failed + 1;
+	}
+}
+
 /*
  * Fire claimed timers (TimerRefs) in order, counting outcomes.
  *
@@ -355,7 +406,6 @@ fire_timers(List *due, MaintenanceCounts *counts)
 {
 	int			n = list_length(due);
 	TimerRun	run;
-	int			start = 0;
 
 	if (n == 0)
 		return;
@@ -365,49 +415,19 @@ fire_timers(List *due, MaintenanceCounts *counts)
 	for (int i = 0; i < n; i++)
 		run.refs[i] = list_nth(due, i);
 
-	while (start < n)
+	/* the sends, takes and arms of the batch share their open tables */
+	store_direct_begin_scope();
+	PG_TRY();
 	{
-		ErrorData  *error;
-		ErrorData  *again;
-		int			failed;
-		int			ignored;
-		DueTimer	timer;
-
-		CHECK_FOR_INTERRUPTS();
-		error = try_run(&run, start, n, &failed);
-		if (error == NULL)
-		{
-			report_run(&run, counts);
-			break;
-		}
-
-		again = NULL;
-		if (failed > start)
-		{
-			again = try_run(&run, start, failed, &ignored);
-			if (again == NULL)
-				report_run(&run, counts);
-			else
-				for (int i = start; i < failed; i++)
-				{
-					CHECK_FOR_INTERRUPTS();
-					count_outcome(counts, fire_timer(run.refs[i]));
-				}
-		}
-
-		if (again != NULL)
-		{
-			/* the timers before it did not do the same twice: send again */
-			FreeErrorData(again);
-			count_outcome(counts, fire_timer(run.refs[failed]));
-		}
-		else if (!store_take_timer(run.refs[failed], &timer))
-			counts->dropped++;
-		else
-			count_outcome(counts, timer_error_outcome(&timer, error));
-		FreeErrorData(error);
-		start = failed + 1;
+		fire_from(&run, n, counts);
 	}
+	PG_CATCH();
+	{
+		store_direct_end_scope(true);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	store_direct_end_scope(false);
 	pfree(run.refs);
 	pfree(run.outcomes);
 	pfree(run.timers);

@@ -953,12 +953,13 @@ store_direct_arm_timer(StoreKind kind, const char *actor_id, int64 version,
 					   int seq, const char *tag, Jsonb *event, int64 delay_us,
 					   Oid role)
 {
-	OpenTable	ot;
+	OpenTable	local;
+	OpenTable  *ot;
 	TupleTableSlot *slot;
 	Interval	delay = {.time = delay_us};
 
-	open_table(&all_tables[kind][TIMERS], &ot, true);
-	slot = table_slot_create(ot.rel, NULL);
+	ot = use_table(kind, TIMERS, true, &local);
+	slot = table_slot_create(ot->rel, NULL);
 	ExecClearTuple(slot);
 	memset(slot->tts_isnull, 0, sizeof(bool) * Natts_timers);
 	slot->tts_values[Anum_timers_timer_id - 1] =
@@ -974,10 +975,10 @@ store_direct_arm_timer(StoreKind kind, const char *actor_id, int64 version,
 							IntervalPGetDatum(&delay));
 	slot->tts_values[Anum_timers_armed_by - 1] = ObjectIdGetDatum(role);
 	ExecStoreVirtualTuple(slot);
-	simple_table_tuple_insert(ot.rel, slot);
-	(void) insert_index_entries(&ot, slot, false, false);
+	simple_table_tuple_insert(ot->rel, slot);
+	(void) insert_index_entries(ot, slot, false, false);
 	ExecDropSingleTupleTableSlot(slot);
-	close_table(&ot);
+	release_table(ot);
 }
 
 /*
@@ -1109,17 +1110,24 @@ store_direct_latest_snapshots(StoreKind kind, Datum *ids, Datum *uptos,
 bool
 store_direct_take_timer(StoreKind kind, int64 timer_id, DueTimer *timer)
 {
-	KeyScan		ks;
+	OpenTable	local;
+	OpenTable  *ot;
+	Snapshot	snapshot;
 	TupleTableSlot *slot;
+	IndexScanDesc scan;
 	ScanKeyData key;
 	bool		found;
 
-	key_scan_begin(&ks, &all_tables[kind][TIMERS], RowExclusiveLock, 1);
-	slot = ks.slot;
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	ot = use_table(kind, TIMERS, true, &local);
+	slot = table_slot_create(ot->rel, NULL);
 	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   InvalidOid, F_INT8EQ, Int64GetDatum(timer_id));
-	index_rescan(ks.scan, &key, 1, NULL, 0);
-	found = index_getnext_slot(ks.scan, ForwardScanDirection, slot);
+	scan = index_beginscan(ot->rel, open_pkey(ot, &all_tables[kind][TIMERS]),
+						   snapshot, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
 	if (found)
 	{
 		slot_getallattrs(slot);
@@ -1127,8 +1135,11 @@ store_direct_take_timer(StoreKind kind, int64 timer_id, DueTimer *timer)
 		timer->armed_version = DatumGetInt64(slot->tts_values[Anum_timers_armed_version - 1]);
 		timer->event = DatumGetJsonbPCopy(slot->tts_values[Anum_timers_event - 1]);
 		timer->role = DatumGetObjectId(slot->tts_values[Anum_timers_armed_by - 1]);
-		simple_table_tuple_delete(ks.rel, &slot->tts_tid, ks.snapshot);
+		simple_table_tuple_delete(ot->rel, &slot->tts_tid, snapshot);
 	}
-	key_scan_end(&ks);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	release_table(ot);
+	UnregisterSnapshot(snapshot);
 	return found;
 }
