@@ -54,6 +54,7 @@
 #include "maintenance.h"
 #include "registry.h"
 #include "send.h"
+#include "store_direct.h"
 #include "store_timers.h"
 #include "subtransaction.h"
 #include "timers.h"
