@@ -9,6 +9,7 @@ OBJS = \
 	src/definition/definition_arena.o \
 	src/definition/definition_error.o \
 	src/definition/definition_interval.o \
+	src/define.o \
 	src/diagram.o \
 	src/machine.o \
 	src/maintenance.o \

@@ -39,6 +39,6 @@ _PG_init(void)
 
 	if (process_shared_preload_libraries_in_progress)
 		machine_register_launcher();
-	registry_init(process_shared_preload_libraries_in_progress);
+	registry_init();
 	subscriptions_init();
 }

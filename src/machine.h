@@ -10,8 +10,10 @@
  *					the grammar's walk, its arena, its error paths, and
  *					intervals and schedules; definition.h
  *	 machine.c		_PG_init: settings, the launcher, the caches
- *	 registry.c		machine_define/_definition/_drop, privileges, and the
+ *	 registry.c		machine_definition/_drop/_grant, privileges, and the
  *					per-backend cache of compiled machines; registry.h
+ *	 define.c		machine_define: a new revision checked, stored, and its
+ *					actors migrated
  *	 values.c		states and events as jsonb: validation and construction;
  *					values.h
  *	 transition.c	the pure transition function shared by send, fold and

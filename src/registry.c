@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * registry.c
- *	  Machine definitions: machine_define, machine_definition, machine_drop,
- *	  and the per-backend cache of compiled machines.
+ *	  Machine definitions: machine_definition, machine_drop, machine_grant,
+ *	  and the per-backend cache of compiled machines.  machine_define, which
+ *	  also migrates actors through the send path, is in define.c, above.
  *
  * A definition is compiled from the canonical text of its jsonb (so the
  * compiler sees the same text in every backend) and its function names are
@@ -51,7 +52,6 @@
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "parser/parse_func.h"
@@ -70,12 +70,9 @@
 #include "machine.h"
 #include "adapter.h"
 #include "definition.h"
-#include "migrate.h"
 #include "registry.h"
-#include "served.h"
 #include "store.h"
 #include "store_direct.h"
-#include "store_timers.h"
 
 /* At most this many machines are kept compiled; past it the cache restarts */
 #define MACHINE_CACHE_SIZE 256
@@ -95,9 +92,6 @@ static bool firing_timer = false;
 
 /* The innermost actor whose transition is under way, or NULL */
 static const char *transition_actor = NULL;
-
-/* Was the library preloaded, so that a launcher starts workers? */
-static bool preloaded = false;
 
 static const struct
 {
@@ -210,9 +204,8 @@ xact_callback(XactEvent event, void *arg)
 }
 
 void
-registry_init(bool library_preloaded)
+registry_init(void)
 {
-	preloaded = library_preloaded;
 	CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(PROCOID, syscache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHOID, roles_callback, (Datum) 0);
@@ -238,8 +231,8 @@ registry_transition_actor(const char *actor_id)
  * Refuse to define or drop a machine from inside a transition: the actors
  * under way would go on with the machine that is being replaced.
  */
-static void
-refuse_in_transition(const char *what)
+void
+machine_refuse_in_transition(const char *what)
 {
 	if (transition_actor != NULL)
 		ereport(ERROR,
@@ -260,8 +253,18 @@ lookup_machines_relid(void)
 	return relid;
 }
 
-static void
-check_machine_name(const char *name)
+/*
+ * Machines were defined, dropped or granted: every backend retires its
+ * compiled machines when it next locks a table (see the file header).
+ */
+void
+machine_invalidate_definitions(void)
+{
+	CacheInvalidateRelcacheByRelid(lookup_machines_relid());
+}
+
+void
+machine_check_name(const char *name)
 {
 	size_t		len = strlen(name);
 
@@ -310,8 +313,8 @@ kind_signature(MdFunctionKind kind, Oid *argtypes, Oid *rettype)
  * Resolve a function name of a definition to the OID of a function with the
  * signature its use requires.  Errors name the JSON path of the use.
  */
-static Oid
-resolve_function(const MdFunction *fn)
+Oid
+machine_resolve_function(const MdFunction *fn)
 {
 	char	   *raw = pstrdup(fn->name);
 	List	   *parts;
@@ -348,13 +351,6 @@ resolve_function(const MdFunction *fn)
 						function_kind_names[fn->kind]),
 				 errhint("%s", function_kind_signatures[fn->kind])));
 	return oid;
-}
-
-static char *
-qualified_function_name(Oid oid)
-{
-	return quote_qualified_identifier(get_namespace_name(get_func_namespace(oid)),
-									  get_func_name(oid));
 }
 
 /*
@@ -426,33 +422,8 @@ store_kind_of(const MachineDef *def)
 	return STORE_TABLES;
 }
 
-/* The adapter a definition names, as it is checked when defined */
-static void
-check_adapter(const MachineDef *def)
-{
-	const char *adapter = def->persistence.adapter;
-
-	if (adapter == NULL || strcmp(adapter, "tables") == 0)
-		return;
-	if (!adapter_is_builtin(adapter))
-		adapter_check_definition(def);
-	else if (!store_memory_available())
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("persistence.adapter: adapter \"memory\" needs version 1.1 of extension \"machine\""),
-				 errdetail("The tables of the \"memory\" adapter do not exist in this database."),
-				 errhint("Update the extension with ALTER EXTENSION machine UPDATE.")));
-}
-
-/* The name of the adapter a definition names, "tables" by default */
-static const char *
-adapter_name(const MachineDef *def)
-{
-	return def->persistence.adapter ? def->persistence.adapter : "tables";
-}
-
-static MachineDef *
-compile_or_error(const char *json)
+MachineDef *
+machine_compile_json(const char *json)
 {
 	char		errbuf[512];
 	MachineDef *def = md_compile(json, strlen(json), errbuf, sizeof(errbuf));
@@ -544,7 +515,7 @@ compile_and_open(CompiledMachine *cm, StoredMachine *stored)
 	int			nnames;
 	AsOwner		saved;
 
-	cm->def = compile_or_error(stored->definition);
+	cm->def = machine_compile_json(stored->definition);
 	cm->store = store_kind_of(cm->def);
 	deconstruct_array(stored->functions, TEXTOID, -1, false, TYPALIGN_INT,
 					  &names, NULL, &nnames);
@@ -789,7 +760,6 @@ machine_authorize_by_name(const char *name, AclMode modes)
 {
 	CacheEntry *entry = NULL;
 	StoredMachine stored;
-	AclMode		missing = 0;
 
 	if (machine_cache != NULL && strlen(name) < NAMEDATALEN)
 		entry = hash_search(machine_cache, name, HASH_FIND, NULL);
@@ -798,8 +768,19 @@ machine_authorize_by_name(const char *name, AclMode modes)
 		machine_authorize(entry->cm, modes & ~MACHINE_RUN);
 		return;
 	}
-	if (store_load_machine(name, ROW_NO_LOCK, &stored) &&
-		!privileges_held(GetUserId(), stored.owner, stored.acl, modes, &missing))
+	if (store_load_machine(name, ROW_NO_LOCK, &stored))
+		machine_authorize_stored(name, &stored, modes);
+}
+
+/* Check that the current role holds "modes" on a machine as stored */
+void
+machine_authorize_stored(const char *name, StoredMachine *stored,
+						 AclMode modes)
+{
+	AclMode		missing = 0;
+
+	if (!privileges_held(GetUserId(), stored->owner, stored->acl, modes,
+						 &missing))
 		permission_denied(name, missing);
 }
 
@@ -813,78 +794,6 @@ check_owner(const char *name, StoredMachine *stored)
 				 errmsg("must be owner of machine \"%s\"", name),
 				 errdetail("Machine \"%s\" belongs to role \"%s\".",
 						   name, role_name(stored->owner))));
-}
-
-/* What machine_define stores besides the definition itself */
-typedef struct Resolved
-{
-	ArrayType  *functions;		/* qualified names */
-	ArrayType  *tags;			/* the states' names */
-	const char *machine_type;
-	int64		snapshot_spacing;	/* microseconds; 0: not "spaced" */
-	bool		needs_worker;
-	StoreKind	store;
-	const char *adapter;		/* its name, "tables" by default */
-	bool		migrates;		/* has a "migrate" function */
-} Resolved;
-
-/*
- * Resolve the functions of a compiled definition under the current
- * search_path, checking that the definer may execute them.
- */
-static void
-resolve_definition(const MachineDef *def, const char *name, Resolved *out)
-{
-	Datum	   *names = palloc(sizeof(Datum) * Max(def->nfunctions, 1));
-	Datum	   *states = palloc(sizeof(Datum) * def->nstates);
-
-	check_adapter(def);
-	out->store = store_kind_of(def);
-	out->adapter = pstrdup(adapter_name(def));
-	for (int i = 0; i < def->nfunctions; i++)
-	{
-		Oid			oid = resolve_function(&def->functions[i]);
-
-		if (pg_proc_aclcheck(oid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
-			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION,
-						   format_procedure(oid));
-		names[i] = CStringGetTextDatum(qualified_function_name(oid));
-	}
-	out->functions = construct_array(names, def->nfunctions, TEXTOID, -1,
-									 false, TYPALIGN_INT);
-	for (int i = 0; i < def->nstates; i++)
-		states[i] = CStringGetTextDatum(def->states[i].name);
-	out->tags = construct_array(states, def->nstates, TEXTOID, -1, false,
-								TYPALIGN_INT);
-	out->machine_type = def->persistence.machine_type ?
-		pstrdup(def->persistence.machine_type) : name;
-	out->snapshot_spacing = def->persistence.enabled &&
-		def->persistence.schedule == MD_SNAPSHOT_SPACED ?
-		def->persistence.spaced_us : 0;
-	out->needs_worker = def->needs_worker;
-	out->migrates = def->migrate >= 0;
-	if (def->postpones && !store_postponed_available())
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("machine \"%s\" postpones events, which version 1.0 of the extension cannot keep", name),
-				 errdetail("Postponed events are kept in machine.postponed, which version 1.1 adds."),
-				 errhint("Run ALTER EXTENSION machine UPDATE first.")));
-}
-
-static void
-compile_and_resolve(const char *json, const char *name, Resolved *resolved)
-{
-	MachineDef *def = compile_or_error(json);
-
-	PG_TRY();
-	{
-		resolve_definition(def, name, resolved);
-	}
-	PG_FINALLY();
-	{
-		md_free(def);
-	}
-	PG_END_TRY();
 }
 
 /*
@@ -901,7 +810,7 @@ machine_compile_candidate(const char *name, Jsonb *definition)
 	MemoryContext context;
 	CompiledMachine *cm;
 
-	check_machine_name(name);
+	machine_check_name(name);
 	context = AllocSetContextCreate(CurrentMemoryContext, "candidate machine",
 									ALLOCSET_SMALL_SIZES);
 	cm = MemoryContextAllocZero(context, sizeof(CompiledMachine));
@@ -914,7 +823,7 @@ machine_compile_candidate(const char *name, Jsonb *definition)
 	{
 		const MachineDef *def;
 
-		cm->def = compile_or_error(json);
+		cm->def = machine_compile_json(json);
 		def = cm->def;
 		cm->functions = MemoryContextAllocZero(context,
 											   sizeof(FmgrInfo) * Max(def->nfunctions, 1));
@@ -922,7 +831,7 @@ machine_compile_candidate(const char *name, Jsonb *definition)
 										  sizeof(bool) * Max(def->nfunctions, 1));
 		for (int i = 0; i < def->nfunctions; i++)
 		{
-			Oid			oid = resolve_function(&def->functions[i]);
+			Oid			oid = machine_resolve_function(&def->functions[i]);
 
 			if (pg_proc_aclcheck(oid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
 				aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION,
@@ -948,142 +857,6 @@ void
 machine_free_candidate(CompiledMachine *cm)
 {
 	free_compiled(cm);
-}
-
-static void refuse_actors_outside(const char *name, ArrayType *tags);
-
-/* Does the launcher (preloaded) start a worker for this database? */
-static bool
-worker_serves_this_database(void)
-{
-	return preloaded &&
-		machine_database_allowed(get_database_name(MyDatabaseId));
-}
-
-/*
- * machine_define(name text, definition jsonb) RETURNS integer
- *
- * Create a machine, or replace it with a new revision, which is returned.
- */
-PG_FUNCTION_INFO_V1(machine_define);
-Datum
-machine_define(PG_FUNCTION_ARGS)
-{
-	char	   *name;
-	Jsonb	   *definition;
-	char	   *json;
-	Resolved	resolved;
-	StoredMachine stored;
-	int32		replaces = 0;
-	int32		revision;
-
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL",
-						PG_ARGISNULL(0) ? "name" : "definition")));
-	PreventCommandIfReadOnly("machine_define()");
-	refuse_in_transition("define");
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	definition = PG_GETARG_JSONB_P(1);
-	check_machine_name(name);
-
-	json = JsonbToCString(NULL, &definition->root, VARSIZE(definition));
-	compile_and_resolve(json, name, &resolved);
-
-	SPI_connect();
-	/* a role that may not redefine it must not even queue for the lock */
-	if (store_load_machine(name, ROW_NO_LOCK, &stored))
-	{
-		AclMode		missing = 0;
-
-		if (!privileges_held(GetUserId(), stored.owner, stored.acl,
-							 MACHINE_DEFINE, &missing))
-			permission_denied(name, missing);
-		replaces = stored.revision;
-	}
-	machine_lock(name, ExclusiveLock);
-
-	/* the actors stay where they are: the adapter changes only without */
-	if (replaces != 0)
-	{
-		char		errbuf[64];
-		MachineDef *old = md_compile(stored.definition,
-									 strlen(stored.definition), errbuf,
-									 sizeof(errbuf));
-		char	   *old_adapter = pstrdup(old ? adapter_name(old) : "tables");
-
-		if (old)
-			md_free(old);
-		if (strcmp(old_adapter, resolved.adapter) != 0 &&
-			store_count_actors(name) > 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-					 errmsg("cannot change the adapter of machine \"%s\" while it has actors",
-							name),
-					 errdetail("Its actors are kept by adapter \"%s\", not \"%s\".",
-							   old_adapter, resolved.adapter),
-					 errhint("Delete its actors first, or drop the machine with cascade and define it again.")));
-	}
-
-	/* a migration may move actors out of states the revision drops */
-	if (!(resolved.migrates && replaces != 0))
-		refuse_actors_outside(name, resolved.tags);
-
-	revision = store_save_machine(name, replaces, definition, resolved.functions,
-								  resolved.machine_type, resolved.snapshot_spacing);
-	if (revision == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("machine \"%s\" was defined concurrently", name),
-				 errhint("Look at its definition again and retry.")));
-	if (resolved.snapshot_spacing > 0)
-		store_mark_machine_due(name);
-	CacheInvalidateRelcacheByRelid(lookup_machines_relid());
-	if (resolved.migrates && replaces != 0)
-	{
-		/* the new revision, compiled from its row, migrates the actors */
-		CommandCounterIncrement();
-		machine_migrate_actors(machine_lookup(name, false), replaces);
-		refuse_actors_outside(name, resolved.tags);
-	}
-	SPI_finish();
-
-	if (resolved.needs_worker && !worker_serves_this_database())
-		ereport(NOTICE,
-				(errmsg("machine \"%s\" has timers or a spaced snapshot schedule, but no background worker serves this database",
-						name),
-				 errhint("Add machine to shared_preload_libraries (and this database to machine.databases, if set), or call machine_run_maintenance() periodically.")));
-
-	PG_RETURN_INT32(revision);
-}
-
-/* Refuse a revision without a state that an actor (not stopped) is in */
-static void
-refuse_actors_outside(const char *name, ArrayType *tags)
-{
-	List	   *outside = store_actors_outside(name, tags);
-
-	if (outside != NIL)
-	{
-		StringInfoData detail;
-		int			shown = Min(list_length(outside) / 2, 5);
-
-		initStringInfo(&detail);
-		for (int i = 0; i < shown; i++)
-			appendStringInfo(&detail, "%sActor \"%s\" is in state \"%s\".",
-							 i > 0 ? " " : "",
-							 (char *) list_nth(outside, 2 * i),
-							 (char *) list_nth(outside, 2 * i + 1));
-		if (list_length(outside) / 2 > shown)
-			appendStringInfoString(&detail, " And more.");
-		ereport(ERROR,
-				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-				 errmsg("cannot redefine machine \"%s\": live actors are in states the new definition lacks",
-						name),
-				 errdetail_internal("%s", detail.data),
-				 errhint("Keep those states, migrate them with a \"migrate\" function, or move, stop or delete the actors first.")));
-	}
 }
 
 /*
@@ -1159,7 +932,7 @@ machine_drop(PG_FUNCTION_ARGS)
 	bool		dropped;
 
 	PreventCommandIfReadOnly("machine_drop()");
-	refuse_in_transition("drop");
+	machine_refuse_in_transition("drop");
 	SPI_connect();
 	if (!store_load_machine(name, ROW_NO_LOCK, &stored))
 	{
@@ -1206,7 +979,7 @@ machine_drop(PG_FUNCTION_ARGS)
 	}
 	dropped = store_delete_machine(name);
 	if (dropped)
-		CacheInvalidateRelcacheByRelid(lookup_machines_relid());
+		machine_invalidate_definitions();
 	SPI_finish();
 
 	PG_RETURN_BOOL(dropped);
@@ -1239,7 +1012,7 @@ change_privilege(FunctionCallInfo fcinfo, int modechg)
 	ACLITEM_SET_PRIVS_GOPTIONS(item, mode, ACL_NO_RIGHTS);
 	store_set_machine_acl(name, aclupdate(usable_acl(stored.acl), &item,
 										  modechg, stored.owner, DROP_RESTRICT));
-	CacheInvalidateRelcacheByRelid(lookup_machines_relid());
+	machine_invalidate_definitions();
 	SPI_finish();
 }
 

@@ -17,6 +17,7 @@
 
 #include "adapter.h"
 #include "definition.h"
+#include "store.h"
 
 /* A compiled machine, cached per backend */
 typedef struct CompiledMachine
@@ -51,7 +52,7 @@ typedef struct CompiledMachine
 #define MACHINE_DEFINE	ACL_CREATE	/* new revisions; implies read */
 #define MACHINE_RUN		ACL_EXECUTE
 
-extern void registry_init(bool preloaded);
+extern void registry_init(void);
 extern CompiledMachine *machine_lookup(const char *name, bool missing_ok);
 extern CompiledMachine *machine_compile_candidate(const char *name,
 												  Jsonb *definition);
@@ -63,6 +64,15 @@ extern const char *machine_function_kind_name(MdFunctionKind kind);
 extern void machine_authorize(CompiledMachine *cm, AclMode modes);
 extern void machine_authorize_by_name(const char *name, AclMode modes);
 extern bool machine_may_read(Oid owner, Acl *acl);
+extern void machine_authorize_stored(const char *name, StoredMachine *stored,
+									 AclMode modes);
+
+/* For machine_define (define.c) */
+extern void machine_check_name(const char *name);
+extern void machine_refuse_in_transition(const char *what);
+extern MachineDef *machine_compile_json(const char *json);
+extern Oid	machine_resolve_function(const MdFunction *fn);
+extern void machine_invalidate_definitions(void);
 
 /*
  * What the callers above tell the registry is under way.  While a timer

@@ -25,6 +25,7 @@
 #include "access/xact.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_extension.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -51,6 +52,9 @@ typedef struct ServedList
 } ServedList;
 
 static ServedList *served_list = NULL;
+
+/* Was the library preloaded, so that a launcher starts workers? */
+static bool preloaded = false;
 
 typedef struct LauncherWake
 {
@@ -128,6 +132,14 @@ machine_database_allowed(const char *name)
 		if (strcmp(served_list->names[i], name) == 0)
 			return true;
 	return false;
+}
+
+/* Does the launcher (preloaded) start a worker for this database? */
+bool
+served_by_worker(void)
+{
+	return preloaded &&
+		machine_database_allowed(get_database_name(MyDatabaseId));
 }
 
 static void
@@ -225,6 +237,7 @@ served_init(void)
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+	preloaded = true;
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = served_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
