@@ -36,6 +36,8 @@ typedef struct CompiledMachine
 	Acl		   *acl;			/* privileges granted with machine_grant */
 	Oid			checked_role;	/* role whose privileges were checked... */
 	AclMode		checked_modes;	/* ...and found to hold these */
+	Jsonb	 ***timer_events;	/* per state, its timers' events as jsonb,
+								 * parsed on first use (timers.c) */
 	MemoryContext context;		/* owns everything above but def */
 } CompiledMachine;
 

@@ -46,6 +46,34 @@ fired_only_timer(const char *actor_id, int ntimers, int64 version)
 }
 
 /*
+ * The events of a state's timers as jsonb, parsed once per compiled
+ * machine rather than on every arming.
+ */
+static Jsonb **
+timer_events(CompiledMachine *cm, int state)
+{
+	const MdState *s = &cm->def->states[state];
+	Jsonb	  **events;
+
+	if (cm->timer_events == NULL)
+		cm->timer_events = MemoryContextAllocZero(cm->context,
+												  sizeof(Jsonb **) * cm->def->nstates);
+	if (cm->timer_events[state] != NULL)
+		return cm->timer_events[state];
+	events = MemoryContextAlloc(cm->context, sizeof(Jsonb *) * s->ntimers);
+	for (int i = 0; i < s->ntimers; i++)
+	{
+		Jsonb	   *parsed = jsonb_from_cstring(s->timers[i].event);
+
+		events[i] = MemoryContextAlloc(cm->context, VARSIZE(parsed));
+		memcpy(events[i], parsed, VARSIZE(parsed));
+		pfree(parsed);
+	}
+	cm->timer_events[state] = events;
+	return events;
+}
+
+/*
  * Timers on a transition from state "from" (-1: none, a spawn or restore)
  * into state "to" at "version"; "left" says the old state instance ended.
  */
@@ -55,6 +83,7 @@ timers_transition(const char *actor_id, CompiledMachine *cm, int from, int to,
 {
 	const MachineDef *def = cm->def;
 	const MdState *entered = &def->states[to];
+	Jsonb	  **events;
 
 	if (from >= 0 && def->states[from].ntimers > 0)
 	{
@@ -66,13 +95,11 @@ timers_transition(const char *actor_id, CompiledMachine *cm, int from, int to,
 	}
 	if (from >= 0 && !left)
 		return;
+	if (entered->ntimers == 0)
+		return;
+	events = timer_events(cm, to);
 	for (int i = 0; i < entered->ntimers; i++)
-	{
-		const MdTimer *timer = &entered->timers[i];
-
 		store_arm_timer(cm->store, actor_id, version, i, entered->name,
-						jsonb_from_cstring(timer->event), timer->delay_us,
-						GetUserId());
-	}
+						events[i], entered->timers[i].delay_us, GetUserId());
 }
 
