@@ -1102,32 +1102,50 @@ store_direct_latest_snapshots(StoreKind kind, Datum *ids, Datum *uptos,
 
 /*
  * Take a claimed timer out of its table and return it as it is now; false
- * when it is gone.  The claim locked the row in this transaction, and an
- * earlier timer of the same batch may have moved it (updated it) or
- * cancelled it (deleted it) since: the scan after a new command sees
- * either, and the delete meets no one else's change.
+ * when it is gone.  The claim locked the row in this transaction, so no
+ * one else changes it, but an earlier timer of the same batch may have
+ * moved it (updated it) or cancelled it (deleted it) since.  Mostly it is
+ * still the row the claim found at "tid": that one is taken if this
+ * transaction sees it live (SnapshotSelf, which sees even this command's
+ * changes).  Otherwise the primary key finds its newer version, if any,
+ * after a new command.
  */
 bool
-store_direct_take_timer(StoreKind kind, int64 timer_id, DueTimer *timer)
+store_direct_take_timer(StoreKind kind, int64 timer_id, ItemPointer tid,
+						DueTimer *timer)
 {
 	OpenTable	local;
 	OpenTable  *ot;
-	Snapshot	snapshot;
+	Snapshot	snapshot = NULL;
 	TupleTableSlot *slot;
-	IndexScanDesc scan;
-	ScanKeyData key;
 	bool		found;
 
-	CommandCounterIncrement();
-	snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	ot = use_table(kind, TIMERS, true, &local);
 	slot = table_slot_create(ot->rel, NULL);
-	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   InvalidOid, F_INT8EQ, Int64GetDatum(timer_id));
-	scan = index_beginscan(ot->rel, open_pkey(ot, &all_tables[kind][TIMERS]),
-						   snapshot, 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	found = ItemPointerIsValid(tid) &&
+		table_tuple_fetch_row_version(ot->rel, tid, SnapshotSelf, slot);
+	if (found)
+	{
+		bool		isnull;
+
+		found = DatumGetInt64(slot_getattr(slot, Anum_timers_timer_id,
+										   &isnull)) == timer_id;
+	}
+	if (!found)
+	{
+		IndexScanDesc scan;
+		ScanKeyData key;
+
+		CommandCounterIncrement();
+		snapshot = RegisterSnapshot(GetTransactionSnapshot());
+		ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   InvalidOid, F_INT8EQ, Int64GetDatum(timer_id));
+		scan = index_beginscan(ot->rel, open_pkey(ot, &all_tables[kind][TIMERS]),
+							   snapshot, 1, 0);
+		index_rescan(scan, &key, 1, NULL, 0);
+		found = index_getnext_slot(scan, ForwardScanDirection, slot);
+		index_endscan(scan);
+	}
 	if (found)
 	{
 		slot_getallattrs(slot);
@@ -1135,11 +1153,12 @@ store_direct_take_timer(StoreKind kind, int64 timer_id, DueTimer *timer)
 		timer->armed_version = DatumGetInt64(slot->tts_values[Anum_timers_armed_version - 1]);
 		timer->event = DatumGetJsonbPCopy(slot->tts_values[Anum_timers_event - 1]);
 		timer->role = DatumGetObjectId(slot->tts_values[Anum_timers_armed_by - 1]);
-		simple_table_tuple_delete(ot->rel, &slot->tts_tid, snapshot);
+		simple_table_tuple_delete(ot->rel, &slot->tts_tid,
+								  snapshot ? snapshot : SnapshotSelf);
 	}
-	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	release_table(ot);
-	UnregisterSnapshot(snapshot);
+	if (snapshot)
+		UnregisterSnapshot(snapshot);
 	return found;
 }

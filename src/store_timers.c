@@ -56,7 +56,7 @@ static SavedQuery move_timers_query = {
  * index on due_at serves only a comparison with a value fixed for the scan.
  */
 static SavedQuery due_timers_query = {
-	"SELECT timer_id FROM machine.timers "
+	"SELECT timer_id, ctid FROM machine.timers "
 	"WHERE due_at OPERATOR(pg_catalog.<=) $3 "
 	"AND pg_catalog.pg_has_role($2, armed_by::pg_catalog.oid, 'USAGE') "
 	"ORDER BY due_at, timer_id LIMIT $1 FOR UPDATE SKIP LOCKED",
@@ -68,7 +68,7 @@ static SavedQuery due_timers_query = {
  * before the clock was moved (timer_id up to $4).
  */
 static SavedQuery due_timers_at_query = {
-	"SELECT timer_id FROM machine.timers "
+	"SELECT timer_id, ctid FROM machine.timers "
 	"WHERE due_at OPERATOR(pg_catalog.<=) $3 "
 	"AND timer_id OPERATOR(pg_catalog.<=) $4 "
 	"AND pg_catalog.pg_has_role($2, armed_by::pg_catalog.oid, 'USAGE') "
@@ -239,6 +239,18 @@ store_move_timers(StoreKind kind, const char *actor_id, int64 version)
 	store_run_in(kind, &move_timers_query, values, 0);
 }
 
+/* A TimerRef for row "row" of a claim's result */
+static void
+claimed_timer(TimerRef *ref, StoreKind kind, int row)
+{
+	bool		isnull;
+	Datum		tid = store_column(row, 2, &isnull);
+
+	ref->kind = kind;
+	ref->timer_id = store_int8_column(row, 1);
+	ItemPointerCopy((ItemPointer) DatumGetPointer(tid), &ref->tid);
+}
+
 /*
  * Lock up to "limit" due timers for this transaction, soonest first in
  * each kind of tables; a list of TimerRefs for store_take_timer().
@@ -262,8 +274,7 @@ store_claim_timers(int limit)
 		{
 			TimerRef   *ref = palloc(sizeof(TimerRef));
 
-			ref->kind = (StoreKind) kind;
-			ref->timer_id = store_int8_column(i, 1);
+			claimed_timer(ref, (StoreKind) kind, i);
 			result = lappend(result, ref);
 		}
 		SPI_freetuptable(SPI_tuptable);
@@ -308,8 +319,7 @@ store_claim_timers_at(TimestampTz as_of, int64 last_timer, int limit)
 		{
 			TimerRef   *ref = palloc(sizeof(TimerRef));
 
-			ref->kind = (StoreKind) kind;
-			ref->timer_id = store_int8_column(i, 1);
+			claimed_timer(ref, (StoreKind) kind, i);
 			result = lappend(result, ref);
 		}
 		SPI_freetuptable(SPI_tuptable);
@@ -325,7 +335,8 @@ store_take_timer(TimerRef *ref, DueTimer *timer)
 	bool		isnull;
 
 	if (store_direct_usable(ref->kind, DIRECT_TIMERS))
-		return store_direct_take_timer(ref->kind, ref->timer_id, timer);
+		return store_direct_take_timer(ref->kind, ref->timer_id, &ref->tid,
+									   timer);
 	store_run_in(ref->kind, &take_timer_query, values, 1);
 	if (SPI_processed == 0)
 		return false;

@@ -13,13 +13,18 @@
 
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
+#include "storage/itemptr.h"
 #include "utils/jsonb.h"
 
-/* A claimed timer: which tables keep it, and its id there */
+/*
+ * A claimed timer: which tables keep it, its id there, and where the claim
+ * found (and locked) its row
+ */
 typedef struct TimerRef
 {
 	StoreKind	kind;
 	int64		timer_id;
+	ItemPointerData tid;
 } TimerRef;
 
 /* A timer taken to be fired */
