@@ -144,11 +144,18 @@ CREATE UNLOGGED TABLE machine.memory_instances (
 	state_tag text NOT NULL,
 	initial_state jsonb NOT NULL,
 	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	last_activity_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+	last_activity_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	journal_txid pg_catalog.xid8
 ) WITH (fillfactor = 50);
 CREATE INDEX ON machine.memory_instances (machine);
 COMMENT ON TABLE machine.memory_instances IS
 	'the actors of machines with the "memory" adapter (unlogged: emptied by a crash)';
+
+-- a send records its journal row's txid on the live row; rows of 1.0 do not
+-- know it, and their next send looks it up
+ALTER TABLE machine.instances ADD COLUMN journal_txid pg_catalog.xid8;
+COMMENT ON COLUMN machine.instances.journal_txid IS
+	'the txid of the actor''s latest journal row, recorded by the send that wrote it, so that the next send need not look it up; NULL when not known';
 
 CREATE UNLOGGED TABLE machine.memory_events (
 	actor_id text NOT NULL,
@@ -637,7 +644,9 @@ BEGIN
 			MESSAGE = 'data must not be NULL';
 	END IF;
 	FOREACH p IN ARRAY ARRAY['', 'memory_'] LOOP
-		EXECUTE format('INSERT INTO machine.%I SELECT * FROM jsonb_populate_recordset(NULL::machine.%1$I, $1)',
+		-- the txid recorded for an actor's latest journal row is the old
+		-- shard's: its journal rows get this shard's txids below
+		EXECUTE format('INSERT INTO machine.%I SELECT actor_id, machine, status, version, state, state_tag, initial_state, created_at, last_activity_at FROM jsonb_populate_recordset(NULL::machine.%1$I, $1)',
 					   p || 'instances') USING coalesce(data -> (p || 'instances'), '[]');
 		GET DIAGNOSTICS n = ROW_COUNT;
 		actors := actors + n;

@@ -189,7 +189,7 @@ record_persisted(const Transition *t, bool snapshot)
 		else
 			store_append_event(t->row->store, t->actor_id, t->version,
 							   t->event, to->name, t->cm->revision,
-							   t->idempotency_key);
+							   t->idempotency_key, t->row->journal_txid);
 		if (t->row->store == STORE_TABLES && t->cm->adapter == NULL)
 			subscriptions_wake(t->cm->machine_type);
 	}
@@ -207,6 +207,30 @@ record_persisted(const Transition *t, bool snapshot)
 		list_spaced_snapshot(def, t->row->store, t->actor_id, t->version);
 }
 
+/* Does a transition write its journal row to the extension's tables? */
+static bool
+journaled_in_tables(const Transition *t)
+{
+	const MachineDef *def = t->cm->def;
+
+	return def->persistence.enabled && def->persistence.journal_events &&
+		t->cm->adapter == NULL;
+}
+
+/* The live row of a new version */
+static void
+update_live_row(const Transition *t, ActorStatus status)
+{
+	const MdState *to = &t->cm->def->states[t->to];
+
+	if (journaled_in_tables(t))
+		store_update_journaled_actor(t->actor_id, t->row, status, t->version,
+									 t->state, to->name);
+	else
+		store_update_actor(t->actor_id, t->row, status, t->version, t->state,
+						   to->name);
+}
+
 /*
  * Store a new version of an actor and carry out what it entails: its live
  * row, its journal row and (when the schedule says so) its snapshot; its
@@ -220,8 +244,7 @@ actor_record(const Transition *t)
 	const MdState *from = &def->states[t->from];
 	const MdState *to = &def->states[t->to];
 
-	store_update_actor(t->actor_id, t->row, to->final ? ACTOR_DONE : ACTOR_RUNNING,
-					   t->version, t->state, to->name);
+	update_live_row(t, to->final ? ACTOR_DONE : ACTOR_RUNNING);
 	record_persisted(t, false);
 	timers_transition(t->actor_id, t->cm, t->from, t->to, t->left, t->version);
 	if (def->notify)
@@ -248,10 +271,8 @@ actor_record_migration(const Transition *t, bool stopped)
 {
 	const MdState *to = &t->cm->def->states[t->to];
 
-	store_update_actor(t->actor_id, t->row,
-					   stopped ? ACTOR_STOPPED :
-					   to->final ? ACTOR_DONE : ACTOR_RUNNING,
-					   t->version, t->state, to->name);
+	update_live_row(t, stopped ? ACTOR_STOPPED :
+					to->final ? ACTOR_DONE : ACTOR_RUNNING);
 	record_persisted(t, true);
 	if (!stopped)
 		timers_transition(t->actor_id, t->cm, t->from, t->to, t->from != t->to,

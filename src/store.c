@@ -87,6 +87,18 @@ static SavedQuery update_actor_query = {
 	5, {TEXTOID, TEXTOID, INT8OID, JSONBOID, TEXTOID}
 };
 
+/*
+ * The same, for a transition journaled through SQL: the txid the direct
+ * path recorded for the journal no longer holds
+ */
+static SavedQuery update_journaled_actor_query = {
+	"UPDATE machine.instances "
+	"SET status = $2, version = $3, state = $4, state_tag = $5, "
+	"last_activity_at = pg_catalog.now(), journal_txid = NULL "
+	"WHERE actor_id OPERATOR(pg_catalog.=) $1",
+	5, {TEXTOID, TEXTOID, INT8OID, JSONBOID, TEXTOID}
+};
+
 static SavedQuery set_status_query = {
 	"UPDATE machine.instances "
 	"SET status = $2, last_activity_at = pg_catalog.now() "
@@ -840,6 +852,7 @@ read_actor_in(StoreKind kind, const char *actor_id, RowLock lock,
 	row->initial_state = datumCopy(store_column(0, 6, &isnull), false, -1);
 	row->created_at = store_column(0, 7, &isnull);
 	ItemPointerSetInvalid(&row->tid);
+	row->journal_txid = InvalidFullTransactionId;
 	SPI_freetuptable(SPI_tuptable);
 	return true;
 }
@@ -880,10 +893,34 @@ store_insert_actor(StoreKind kind, const char *actor_id, const char *machine,
 	return true;
 }
 
+static void update_actor(const char *actor_id, ActorRow *row,
+						 ActorStatus status, int64 version, Jsonb *state,
+						 const char *tag, bool journaled);
+
 /* Update the row of an actor read (and locked) by store_read_actor() */
 void
 store_update_actor(const char *actor_id, ActorRow *row, ActorStatus status,
 				   int64 version, Jsonb *state, const char *tag)
+{
+	update_actor(actor_id, row, status, version, state, tag, false);
+}
+
+/*
+ * The same for a transition whose journal row store_append_event() writes
+ * next: the row records that journal row's txid (row->journal_txid), so
+ * that the next send need not look it up.
+ */
+void
+store_update_journaled_actor(const char *actor_id, ActorRow *row,
+							 ActorStatus status, int64 version, Jsonb *state,
+							 const char *tag)
+{
+	update_actor(actor_id, row, status, version, state, tag, true);
+}
+
+static void
+update_actor(const char *actor_id, ActorRow *row, ActorStatus status,
+			 int64 version, Jsonb *state, const char *tag, bool journaled)
 {
 	Datum		values[5] = {
 		CStringGetTextDatum(actor_id),
@@ -896,10 +933,14 @@ store_update_actor(const char *actor_id, ActorRow *row, ActorStatus status,
 	if (ItemPointerIsValid(&row->tid) &&
 		store_direct_usable(row->store, DIRECT_INSTANCES))
 	{
-		store_direct_update_actor(actor_id, row, status, version, state, tag);
+		store_direct_update_actor(actor_id, row, status, version, state, tag,
+								  journaled);
 		return;
 	}
-	store_run_in(row->store, &update_actor_query, values, 0);
+	row->journal_txid = InvalidFullTransactionId;
+	store_run_in(row->store, journaled && store_has_revisions() ?
+				 &update_journaled_actor_query : &update_actor_query,
+				 values, 0);
 	if (SPI_processed != 1)
 		elog(ERROR, "actor \"%s\" vanished while locked", actor_id);
 }
@@ -993,12 +1034,13 @@ store_take_postponed(StoreKind kind, const char *actor_id, int64 seq)
 
 /*
  * Append a journal row, applied by that revision of the actor's machine; a
- * row already there for that version is a conflict
+ * row already there for that version is a conflict.  "txid" is the one
+ * store_update_journaled_actor() chose for it, or invalid: look it up.
  */
 void
 store_append_event(StoreKind kind, const char *actor_id, int64 version,
 				   Jsonb *event, const char *tag, int32 revision,
-				   const char *key)
+				   const char *key, FullTransactionId txid)
 {
 	Datum		values[6] = {
 		CStringGetTextDatum(actor_id),
@@ -1013,7 +1055,7 @@ store_append_event(StoreKind kind, const char *actor_id, int64 version,
 
 	if (store_direct_usable(kind, DIRECT_EVENTS))
 		appended = store_direct_append_event(kind, actor_id, version, event,
-											 tag, revision, key);
+											 tag, revision, key, txid);
 	else
 	{
 		if (store_has_revisions())

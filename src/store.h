@@ -15,6 +15,7 @@
 
 #include "machine.h"
 
+#include "access/transam.h"
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 #include "storage/itemptr.h"
@@ -43,6 +44,9 @@ typedef struct ActorRow
 	StoreKind	store;			/* the tables it was read from */
 	ItemPointerData tid;		/* of the row locked by the direct path, or
 								 * invalid */
+	FullTransactionId journal_txid; /* of the latest journal row, as the
+									 * direct path recorded it; invalid if
+									 * not known */
 } ActorRow;
 
 #define actor_initial_state(row) DatumGetJsonbP((row)->initial_state)
@@ -75,6 +79,9 @@ extern bool store_insert_actor(StoreKind kind, const char *actor_id,
 extern void store_update_actor(const char *actor_id, ActorRow *row,
 							   ActorStatus status, int64 version, Jsonb *state,
 							   const char *tag);
+extern void store_update_journaled_actor(const char *actor_id, ActorRow *row,
+										 ActorStatus status, int64 version,
+										 Jsonb *state, const char *tag);
 extern void store_set_status(StoreKind kind, const char *actor_id,
 							 ActorStatus status);
 extern bool store_delete_actor(StoreKind kind, const char *actor_id);
@@ -90,7 +97,8 @@ extern int64 store_find_idempotency_key(StoreKind kind, const char *actor_id,
 										const char *key);
 extern void store_append_event(StoreKind kind, const char *actor_id,
 							   int64 version, Jsonb *event, const char *tag,
-							   int32 revision, const char *key);
+							   int32 revision, const char *key,
+							   FullTransactionId txid);
 extern bool store_insert_snapshot(StoreKind kind, const char *actor_id, int64 version,
 								  Jsonb *state, const char *tag);
 extern void store_append_snapshot(StoreKind kind, const char *actor_id, int64 version,

@@ -81,11 +81,11 @@ typedef struct DirectTable
 
 static const char *const instances_columns[Natts_instances] = {
 	"actor_id", "machine", "status", "version", "state", "state_tag",
-	"initial_state", "created_at", "last_activity_at"
+	"initial_state", "created_at", "last_activity_at", "journal_txid"
 };
 static const Oid instances_types[Natts_instances] = {
 	TEXTOID, TEXTOID, TEXTOID, INT8OID, JSONBOID, TEXTOID, JSONBOID,
-	TIMESTAMPTZOID, TIMESTAMPTZOID
+	TIMESTAMPTZOID, TIMESTAMPTZOID, XID8OID
 };
 static const char *const events_columns[Natts_events] = {
 	"actor_id", "version", "event", "state_tag", "recorded_at", "position",
@@ -710,6 +710,9 @@ store_direct_lock_actor(StoreKind kind, const char *actor_id, ActorRow *row)
 		row->initial_state = datumCopy(slot_getattr(slot, Anum_instances_initial_state, &isnull),
 									   false, -1);
 		row->created_at = slot->tts_values[Anum_instances_created_at - 1];
+		row->journal_txid = slot->tts_isnull[Anum_instances_journal_txid - 1] ?
+			InvalidFullTransactionId :
+			DatumGetFullTransactionId(slot->tts_values[Anum_instances_journal_txid - 1]);
 		row->store = kind;
 	}
 	ExecDropSingleTupleTableSlot(slot);
@@ -754,66 +757,6 @@ store_direct_actor_exists(StoreKind kind, const char *actor_id)
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, AccessShareLock);
 	return found;
-}
-
-/* Update the row an earlier store_direct_lock_actor() locked */
-void
-store_direct_update_actor(const char *actor_id, ActorRow *row,
-						  ActorStatus status, int64 version, Jsonb *state,
-						  const char *tag)
-{
-	OpenTable	local;
-	OpenTable  *ot;
-	TupleTableSlot *slot;
-	bool		update_indexes;
-	TupleTableSlot *current;
-	Datum	   *values;
-	bool	   *nulls;
-
-	/* a HOT update adds no index entries: open the indexes only if needed */
-	ot = use_table(row->store, INSTANCES, false, &local);
-	slot = table_slot_create(ot->rel, NULL);
-	ExecClearTuple(slot);
-	values = slot->tts_values;
-	nulls = slot->tts_isnull;
-	memset(nulls, 0, sizeof(bool) * Natts_instances);
-	values[Anum_instances_actor_id - 1] = CStringGetTextDatum(actor_id);
-	values[Anum_instances_machine - 1] = CStringGetTextDatum(row->machine);
-	values[Anum_instances_status - 1] = CStringGetTextDatum(actor_status_name(status));
-	values[Anum_instances_version - 1] = Int64GetDatum(version);
-	values[Anum_instances_state - 1] = JsonbPGetDatum(state);
-	values[Anum_instances_state_tag - 1] = CStringGetTextDatum(tag);
-	values[Anum_instances_initial_state - 1] = row->initial_state;
-	values[Anum_instances_created_at - 1] = row->created_at;
-	values[Anum_instances_last_activity_at - 1] =
-		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	ExecStoreVirtualTuple(slot);
-
-	/*
-	 * Only code running inside this transition (a guard or handler) can have
-	 * replaced the row locked for it; heap_update() would fail on that with
-	 * an internal error, so look first.
-	 */
-	current = table_slot_create(ot->rel, NULL);
-	if (!table_tuple_fetch_row_version(ot->rel, &row->tid, SnapshotSelf, current))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("actor \"%s\" was changed during its own transition", actor_id),
-				 errdetail("A guard or handler of the transition stopped, deleted or otherwise changed the actor."),
-				 errhint("Send the actor an event instead: a send to an actor whose transition is under way is queued.")));
-	ExecDropSingleTupleTableSlot(current);
-
-	simple_table_tuple_update(ot->rel, &row->tid, slot, GetActiveSnapshot(),
-							  &update_indexes);
-	if (update_indexes)
-	{
-		use_indexes(ot);
-		(void) insert_index_entries(ot, slot, true, false);
-	}
-	row->tid = slot->tts_tid;
-
-	ExecDropSingleTupleTableSlot(slot);
-	release_table(ot);
 }
 
 /*
@@ -871,9 +814,95 @@ journal_txid(FullTransactionId previous)
 }
 
 /*
+ * Update the row an earlier store_direct_lock_actor() locked.  When the
+ * version is journaled ("journaled": its journal row follows), the row
+ * records the txid that journal row gets, in row->journal_txid too; a row
+ * that does not know its latest journal row's txid (written by SQL, or
+ * before the column existed) looks it up once.
+ */
+void
+store_direct_update_actor(const char *actor_id, ActorRow *row,
+						  ActorStatus status, int64 version, Jsonb *state,
+						  const char *tag, bool journaled)
+{
+	OpenTable	local;
+	OpenTable  *ot;
+	TupleTableSlot *slot;
+	bool		update_indexes;
+	TupleTableSlot *current;
+	Datum	   *values;
+	bool	   *nulls;
+
+	/* a HOT update adds no index entries: open the indexes only if needed */
+	ot = use_table(row->store, INSTANCES, false, &local);
+	slot = table_slot_create(ot->rel, NULL);
+	ExecClearTuple(slot);
+	values = slot->tts_values;
+	nulls = slot->tts_isnull;
+	memset(nulls, 0, sizeof(bool) * Natts_instances);
+	values[Anum_instances_actor_id - 1] = CStringGetTextDatum(actor_id);
+	values[Anum_instances_machine - 1] = CStringGetTextDatum(row->machine);
+	values[Anum_instances_status - 1] = CStringGetTextDatum(actor_status_name(status));
+	values[Anum_instances_version - 1] = Int64GetDatum(version);
+	values[Anum_instances_state - 1] = JsonbPGetDatum(state);
+	values[Anum_instances_state_tag - 1] = CStringGetTextDatum(tag);
+	values[Anum_instances_initial_state - 1] = row->initial_state;
+	values[Anum_instances_created_at - 1] = row->created_at;
+	values[Anum_instances_last_activity_at - 1] =
+		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	if (journaled)
+	{
+		FullTransactionId previous = row->journal_txid;
+
+		if (!FullTransactionIdIsValid(previous))
+		{
+			OpenTable	events_local;
+			OpenTable  *events = use_table(row->store, EVENTS, true,
+										   &events_local);
+
+			previous = previous_txid(&all_tables[row->store][EVENTS], events,
+									 actor_id, version);
+			release_table(events);
+		}
+		row->journal_txid = journal_txid(previous);
+	}
+	nulls[Anum_instances_journal_txid - 1] =
+		!FullTransactionIdIsValid(row->journal_txid);
+	values[Anum_instances_journal_txid - 1] =
+		FullTransactionIdGetDatum(row->journal_txid);
+	ExecStoreVirtualTuple(slot);
+
+	/*
+	 * Only code running inside this transition (a guard or handler) can have
+	 * replaced the row locked for it; heap_update() would fail on that with
+	 * an internal error, so look first.
+	 */
+	current = table_slot_create(ot->rel, NULL);
+	if (!table_tuple_fetch_row_version(ot->rel, &row->tid, SnapshotSelf, current))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("actor \"%s\" was changed during its own transition", actor_id),
+				 errdetail("A guard or handler of the transition stopped, deleted or otherwise changed the actor."),
+				 errhint("Send the actor an event instead: a send to an actor whose transition is under way is queued.")));
+	ExecDropSingleTupleTableSlot(current);
+
+	simple_table_tuple_update(ot->rel, &row->tid, slot, GetActiveSnapshot(),
+							  &update_indexes);
+	if (update_indexes)
+	{
+		use_indexes(ot);
+		(void) insert_index_entries(ot, slot, true, false);
+	}
+	row->tid = slot->tts_tid;
+
+	ExecDropSingleTupleTableSlot(slot);
+	release_table(ot);
+}
+
+/*
  * Insert a journal or snapshot row (actor_id, version, jsonb, tag, now),
- * and for the journal its position, txid, the revision that applied the
- * event and the idempotency key (or NULL).  False when the primary key's partial check finds that
+ * and for the journal its position, txid (looked up when invalid), the
+ * revision that applied the event and the idempotency key (or NULL).  False when the primary key's partial check finds that
  * version there already (live, or being inserted by another transaction):
  * the caller must then raise an error, which takes the new row away with
  * the transaction.
@@ -881,7 +910,7 @@ journal_txid(FullTransactionId previous)
 static bool
 insert_versioned(StoreKind kind, DirectTableId id, const char *actor_id,
 				 int64 version, Jsonb *value, const char *tag, int32 revision,
-				 const char *key)
+				 const char *key, FullTransactionId txid)
 {
 	DirectTable *t = &all_tables[kind][id];
 	OpenTable	local;
@@ -903,8 +932,8 @@ insert_versioned(StoreKind kind, DirectTableId id, const char *actor_id,
 		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	if (id == EVENTS)
 	{
-		FullTransactionId txid = journal_txid(previous_txid(t, ot, actor_id,
-															version));
+		if (!FullTransactionIdIsValid(txid))
+			txid = journal_txid(previous_txid(t, ot, actor_id, version));
 
 		slot->tts_values[Anum_events_position - 1] =
 			Int64GetDatum(nextval_internal(position_seq, false));
@@ -929,10 +958,10 @@ insert_versioned(StoreKind kind, DirectTableId id, const char *actor_id,
 bool
 store_direct_append_event(StoreKind kind, const char *actor_id, int64 version,
 						  Jsonb *event, const char *tag, int32 revision,
-						  const char *key)
+						  const char *key, FullTransactionId txid)
 {
 	return insert_versioned(kind, EVENTS, actor_id, version, event, tag,
-							revision, key);
+							revision, key, txid);
 }
 
 /* Append a snapshot; false for a duplicate version, which must be raised */
@@ -941,7 +970,7 @@ store_direct_append_snapshot(StoreKind kind, const char *actor_id,
 							 int64 version, Jsonb *state, const char *tag)
 {
 	return insert_versioned(kind, SNAPSHOTS, actor_id, version, state, tag,
-							0, NULL);
+							0, NULL, InvalidFullTransactionId);
 }
 
 /*

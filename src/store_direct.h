@@ -47,11 +47,13 @@ extern bool store_direct_lock_actor(StoreKind kind, const char *actor_id,
 extern bool store_direct_actor_exists(StoreKind kind, const char *actor_id);
 extern void store_direct_update_actor(const char *actor_id, ActorRow *row,
 									  ActorStatus status, int64 version,
-									  Jsonb *state, const char *tag);
+									  Jsonb *state, const char *tag,
+									  bool journaled);
 extern bool store_direct_append_event(StoreKind kind, const char *actor_id,
 									  int64 version, Jsonb *event,
 									  const char *tag, int32 revision,
-									  const char *key);
+									  const char *key,
+									  FullTransactionId txid);
 extern bool store_direct_append_snapshot(StoreKind kind, const char *actor_id, int64 version,
 										 Jsonb *state, const char *tag);
 

@@ -13,7 +13,7 @@
 #define MACHINE_TABLES_H
 
 /* machine.instances */
-#define Natts_instances						9
+#define Natts_instances						10
 #define Anum_instances_actor_id				1
 #define Anum_instances_machine				2
 #define Anum_instances_status				3
@@ -23,6 +23,7 @@
 #define Anum_instances_initial_state		7
 #define Anum_instances_created_at			8
 #define Anum_instances_last_activity_at		9
+#define Anum_instances_journal_txid			10
 
 /* machine.events */
 #define Natts_events						9
