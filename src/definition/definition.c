@@ -23,7 +23,9 @@
  *	  The server hands us the canonical text of a jsonb value, so the first
  *	  problem reported and the order of the function table are stable for a
  *	  given definition.  Function names are collected as they are met into a
- *	  table of distinct (name, kind) pairs.
+ *	  table of distinct (name, kind) pairs.  Each object whose keys the
+ *	  grammar fixes (the root, a state, a transition, a timer, "persistence",
+ *	  "entity") is a table of its members, walked by md_compile_members().
  * 4. Sort the rules, event schemas and fields, then check that every state
  *	  accepts its timers' events, which needs all rules known.
  *
@@ -36,6 +38,7 @@
  */
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,33 +102,6 @@ md_get_string(MdCompiler *c, const MdPath *at, json_object *value,
 	return true;
 }
 
-static bool
-md_get_bool(MdCompiler *c, const MdPath *at, json_object *value, bool *b)
-{
-	if (!json_object_is_type(value, json_type_boolean))
-		return md_fail(c, at, "must be a boolean");
-	*b = json_object_get_boolean(value) != 0;
-	return true;
-}
-
-/* A non-empty string of at most maxlen bytes, copied into the arena */
-static bool
-md_get_name_string(MdCompiler *c, const MdPath *at, json_object *value,
-				   size_t maxlen, const char **result)
-{
-	const char *s;
-	size_t		len;
-
-	if (!md_get_string(c, at, value, &s, &len))
-		return false;
-	if (len == 0)
-		return md_fail(c, at, "must not be empty");
-	if (len > maxlen)
-		return md_fail(c, at, "must be at most %zu bytes", maxlen);
-	*result = md_strndup(c, s, len);
-	return *result != NULL;
-}
-
 /*
  * A state name, event tag or field name ("what" says which, with its
  * article).  Names starting with "$" are reserved for the extension's own
@@ -184,6 +160,132 @@ md_text_has_nul_escape(const char *text, size_t len)
 }
 
 /* ----------------------------------------------------------------
+ * Objects with fixed members
+ * ----------------------------------------------------------------
+ */
+
+/* Is the value of the type (null fits only "any") */
+static bool
+md_field_fits(json_object *value, MdFieldType type)
+{
+	switch (type)
+	{
+		case MD_FIELD_STRING:
+			return json_object_is_type(value, json_type_string);
+		case MD_FIELD_NUMBER:
+			return json_object_is_type(value, json_type_int) ||
+				json_object_is_type(value, json_type_double);
+		case MD_FIELD_BOOLEAN:
+			return json_object_is_type(value, json_type_boolean);
+		case MD_FIELD_OBJECT:
+			return json_object_is_type(value, json_type_object);
+		case MD_FIELD_ARRAY:
+			return json_object_is_type(value, json_type_array);
+		case MD_FIELD_ANY:
+			return true;
+	}
+	return false;
+}
+
+/*
+ * One member of an object whose keys the grammar fixes.  compile gets the
+ * value, already of the member's type, and the field it fills in: the
+ * object's target plus offset (the whole target when offset is 0), with
+ * arg, the member's own parameter (a function's kind, a name's longest
+ * length, exit rather than entry effects).
+ */
+typedef struct MdMember
+{
+	const char *name;
+	MdFieldType type;			/* MD_FIELD_ANY: compile checks it */
+	bool		required;
+	bool		(*compile) (MdCompiler *c, const MdPath *at,
+							json_object *value, void *field, int arg);
+	size_t		offset;
+	int			arg;
+} MdMember;
+
+#define MD_NMEMBERS(members) (sizeof(members) / sizeof((members)[0]))
+
+/*
+ * Compile an object with fixed keys into target: every key must be one of
+ * members, of its type, and every required member present.
+ */
+static bool
+md_compile_members(MdCompiler *c, const MdPath *at, json_object *obj,
+				   const MdMember *members, size_t n, void *target)
+{
+	struct json_object_iterator it;
+	struct json_object_iterator end;
+	MdPath		frame;
+	const MdMember *m;
+
+	if (!json_object_is_type(obj, json_type_object))
+		return md_fail(c, at, "must be an object");
+	it = json_object_iter_begin(obj);
+	end = json_object_iter_end(obj);
+	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
+	{
+		const char *key = json_object_iter_peek_name(&it);
+		json_object *value = json_object_iter_peek_value(&it);
+		const MdPath *kp = md_key(&frame, at, key);
+
+		for (m = members; m < members + n && strcmp(m->name, key) != 0; m++)
+			;
+		if (m == members + n)
+			return md_fail(c, kp, "unknown key");
+		if (!md_field_fits(value, m->type))
+			return md_fail(c, kp, "must be %s",
+						   md_field_type_article(m->type));
+		if (!m->compile(c, kp, value, (char *) target + m->offset, m->arg))
+			return false;
+	}
+	for (m = members; m < members + n; m++)
+	{
+		if (m->required && !json_object_object_get_ex(obj, m->name, NULL))
+			return md_fail(c, md_key(&frame, at, m->name), "is required");
+	}
+	return true;
+}
+
+static bool
+md_bool(MdCompiler *c, const MdPath *at, json_object *value,
+		void *field, int arg)
+{
+	*(bool *) field = json_object_get_boolean(value) != 0;
+	return true;
+}
+
+/* A string kept only in the definition's text, such as "description" */
+static bool
+md_text(MdCompiler *c, const MdPath *at, json_object *value,
+		void *field, int arg)
+{
+	const char *s;
+	size_t		len;
+
+	return md_get_string(c, at, value, &s, &len);
+}
+
+/* A non-empty string of at most maxlen bytes, copied into the arena */
+static bool
+md_name(MdCompiler *c, const MdPath *at, json_object *value,
+		void *field, int maxlen)
+{
+	const char *s;
+	size_t		len;
+
+	if (!md_get_string(c, at, value, &s, &len))
+		return false;
+	if (len == 0)
+		return md_fail(c, at, "must not be empty");
+	if (len > (size_t) maxlen)
+		return md_fail(c, at, "must be at most %d bytes", maxlen);
+	*(const char **) field = md_strndup(c, s, len);
+	return *(const char **) field != NULL;
+}
+
+/* ----------------------------------------------------------------
  * References: states and functions
  * ----------------------------------------------------------------
  */
@@ -239,8 +341,10 @@ md_grow_slots(MdCompiler *c)
  */
 static bool
 md_function(MdCompiler *c, const MdPath *at, json_object *value,
-			MdFunctionKind kind, int *index)
+			void *field, int arg)
 {
+	int		   *index = field;
+	MdFunctionKind kind = (MdFunctionKind) arg;
 	const char *name;
 	size_t		len;
 	size_t		i;
@@ -293,8 +397,10 @@ md_function(MdCompiler *c, const MdPath *at, json_object *value,
 
 /* A state name that must be declared, as its index */
 static bool
-md_target(MdCompiler *c, const MdPath *at, json_object *value, int *index)
+md_target(MdCompiler *c, const MdPath *at, json_object *value,
+		  void *field, int arg)
 {
+	int		   *index = field;
 	const char *name;
 	size_t		len;
 
@@ -311,47 +417,27 @@ md_target(MdCompiler *c, const MdPath *at, json_object *value, int *index)
  * ----------------------------------------------------------------
  */
 
-static void
-md_init_transition(MdTransition *t)
-{
-	t->target = -1;
-	t->guard = -1;
-	t->handler = -1;
-	t->merge = false;
-	t->reenter = false;
-}
+static const MdMember md_transition_members[] = {
+	{"target", MD_FIELD_STRING, false, md_target,
+		offsetof(MdTransition, target)},
+	{"guard", MD_FIELD_STRING, false, md_function,
+		offsetof(MdTransition, guard), MD_FN_GUARD},
+	{"handler", MD_FIELD_STRING, false, md_function,
+		offsetof(MdTransition, handler), MD_FN_HANDLER},
+	{"merge", MD_FIELD_BOOLEAN, false, md_bool, offsetof(MdTransition, merge)},
+	{"reenter", MD_FIELD_BOOLEAN, false, md_bool,
+		offsetof(MdTransition, reenter)},
+};
 
 static bool
 md_compile_transition(MdCompiler *c, const MdPath *at, json_object *obj,
 					  MdTransition *t)
 {
-	struct json_object_iterator it = json_object_iter_begin(obj);
-	struct json_object_iterator end = json_object_iter_end(obj);
 	MdPath		frame;
 
-	md_init_transition(t);
-	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
-	{
-		const char *key = json_object_iter_peek_name(&it);
-		json_object *value = json_object_iter_peek_value(&it);
-		const MdPath *kp = md_key(&frame, at, key);
-		bool		ok;
-
-		if (strcmp(key, "target") == 0)
-			ok = md_target(c, kp, value, &t->target);
-		else if (strcmp(key, "guard") == 0)
-			ok = md_function(c, kp, value, MD_FN_GUARD, &t->guard);
-		else if (strcmp(key, "handler") == 0)
-			ok = md_function(c, kp, value, MD_FN_HANDLER, &t->handler);
-		else if (strcmp(key, "merge") == 0)
-			ok = md_get_bool(c, kp, value, &t->merge);
-		else if (strcmp(key, "reenter") == 0)
-			ok = md_get_bool(c, kp, value, &t->reenter);
-		else
-			ok = md_fail(c, kp, "unknown key");
-		if (!ok)
-			return false;
-	}
+	if (!md_compile_members(c, at, obj, md_transition_members,
+							MD_NMEMBERS(md_transition_members), t))
+		return false;
 	if (t->target < 0 && t->handler < 0)
 		return md_fail(c, at, "needs a target or a handler");
 	if (t->merge && t->handler >= 0)
@@ -370,9 +456,10 @@ md_compile_candidate(MdCompiler *c, const MdPath *at, json_object *value,
 {
 	MdPath		frame;
 
-	md_init_transition(t);
+	*t = (MdTransition) {.target = -1, .guard = -1, .handler = -1};
 	if (json_object_is_type(value, json_type_string))
-		return md_target(c, md_key(&frame, at, "target"), value, &t->target);
+		return md_target(c, md_key(&frame, at, "target"), value, &t->target,
+						 0);
 	return md_compile_transition(c, at, value, t);
 }
 
@@ -429,8 +516,6 @@ md_compile_rules(MdCompiler *c, const MdPath *at, json_object *obj,
 	struct json_object_iterator end;
 	MdPath		frame;
 
-	if (!json_object_is_type(obj, json_type_object))
-		return md_fail(c, at, "must be an object");
 	*rules = md_alloc(c, (size_t) json_object_object_length(obj),
 					  sizeof(MdRule));
 	if (*rules == NULL)
@@ -458,16 +543,36 @@ md_compile_rules(MdCompiler *c, const MdPath *at, json_object *obj,
 	return true;
 }
 
+/* "on" and "any", which fill in a count beside their array */
+static bool
+md_state_on(MdCompiler *c, const MdPath *at, json_object *value,
+			void *st, int arg)
+{
+	return md_compile_rules(c, at, value, &((MdState *) st)->rules,
+							&((MdState *) st)->nrules);
+}
+
+static bool
+md_root_any(MdCompiler *c, const MdPath *at, json_object *value,
+			void *def, int arg)
+{
+	return md_compile_rules(c, at, value, &((MachineDef *) def)->any,
+							&((MachineDef *) def)->nany);
+}
+
 /* ----------------------------------------------------------------
  * States
  * ----------------------------------------------------------------
  */
 
-/* "entry" and "exit": arrays of effect function names */
+/* "entry" and "exit" (when exits): arrays of effect function names */
 static bool
 md_compile_effects(MdCompiler *c, const MdPath *at, json_object *value,
-				   int **effects, int *neffects)
+				   void *field, int exits)
 {
+	MdState    *st = field;
+	int		  **effects = exits ? &st->exit : &st->entry;
+	int		   *neffects = exits ? &st->nexit : &st->nentry;
 	size_t		n;
 	size_t		i;
 	MdPath		frame;
@@ -485,7 +590,7 @@ md_compile_effects(MdCompiler *c, const MdPath *at, json_object *value,
 	{
 		if (!md_function(c, md_elem(&frame, at, i),
 						 json_object_array_get_idx(value, i),
-						 MD_FN_EFFECT, &(*effects)[i]))
+						 &(*effects)[i], MD_FN_EFFECT))
 			return false;
 		*neffects = (int) i + 1;
 	}
@@ -495,8 +600,9 @@ md_compile_effects(MdCompiler *c, const MdPath *at, json_object *value,
 /* "postpone": an array of event tags; sorted and checked by md_finish() */
 static bool
 md_compile_postpone(MdCompiler *c, const MdPath *at, json_object *value,
-					MdState *st)
+					void *field, int arg)
 {
+	MdState    *st = field;
 	size_t		n;
 	size_t		i;
 	MdPath		frame;
@@ -590,8 +696,9 @@ md_check_payload(MdCompiler *c, const MdPath *at, json_object *value)
 
 static bool
 md_compile_timer_event(MdCompiler *c, const MdPath *at, json_object *value,
-					   MdTimer *timer)
+					   void *field, int arg)
 {
+	MdTimer    *timer = field;
 	json_object *tag;
 	const char *text;
 	const char *s;
@@ -621,49 +728,40 @@ md_compile_timer_event(MdCompiler *c, const MdPath *at, json_object *value,
 	return timer->event != NULL;
 }
 
+static bool
+md_timer_delay(MdCompiler *c, const MdPath *at, json_object *value,
+			   void *field, int arg)
+{
+	MdTimer    *timer = field;
+	const char *text;
+	size_t		len;
+	char		msg[512];
+
+	if (!md_get_string(c, at, value, &text, &len))
+		return false;
+	if (!md_parse_interval(text, &timer->delay_us, msg, sizeof(msg)))
+		return md_fail(c, at, "%s", msg);
+	timer->delay = md_strndup(c, text, len);
+	return timer->delay != NULL;
+}
+
+static const MdMember md_timer_members[] = {
+	{"delay", MD_FIELD_STRING, true, md_timer_delay},
+	{"event", MD_FIELD_ANY, true, md_compile_timer_event},
+};
+
 /* One element of "after": {"delay": INTERVAL, "event": {...}} */
 static bool
 md_compile_timer(MdCompiler *c, const MdPath *at, json_object *obj,
 				 int state, MdTimer *timer)
 {
-	struct json_object_iterator it = json_object_iter_begin(obj);
-	struct json_object_iterator end = json_object_iter_end(obj);
 	MdPath		frame;
 	MdTimerCheck *checks;
 	MdTimerCheck *check;
 
-	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
-	{
-		const char *key = json_object_iter_peek_name(&it);
-		json_object *value = json_object_iter_peek_value(&it);
-		const MdPath *kp = md_key(&frame, at, key);
-
-		if (strcmp(key, "delay") == 0)
-		{
-			const char *text;
-			size_t		len;
-			char		msg[512];
-
-			if (!md_get_string(c, kp, value, &text, &len))
-				return false;
-			if (!md_parse_interval(text, &timer->delay_us, msg, sizeof(msg)))
-				return md_fail(c, kp, "%s", msg);
-			timer->delay = md_strndup(c, text, len);
-			if (timer->delay == NULL)
-				return false;
-		}
-		else if (strcmp(key, "event") == 0)
-		{
-			if (!md_compile_timer_event(c, kp, value, timer))
-				return false;
-		}
-		else
-			return md_fail(c, kp, "unknown key");
-	}
-	if (timer->delay == NULL)
-		return md_fail(c, md_key(&frame, at, "delay"), "is required");
-	if (timer->event == NULL)
-		return md_fail(c, md_key(&frame, at, "event"), "is required");
+	if (!md_compile_members(c, at, obj, md_timer_members,
+							MD_NMEMBERS(md_timer_members), timer))
+		return false;
 
 	/* The state must accept the event: checked once every rule is known */
 	checks = md_grow(c, c->checks, c->nchecks, &c->maxchecks,
@@ -683,17 +781,17 @@ md_compile_timer(MdCompiler *c, const MdPath *at, json_object *obj,
 	return true;
 }
 
+/* "after": an array of timers */
 static bool
 md_compile_timers(MdCompiler *c, const MdPath *at, json_object *value,
-				  int state)
+				  void *field, int arg)
 {
-	MdState    *st = &c->def->states[state];
+	MdState    *st = field;
+	int			state = (int) (st - c->def->states);
 	size_t		n;
 	size_t		i;
 	MdPath		frame;
 
-	if (!json_object_is_type(value, json_type_array))
-		return md_fail(c, at, "must be an array");
 	n = json_object_array_length(value);
 	if (n > INT_MAX)
 		return md_fail(c, at, "has too many elements");
@@ -703,12 +801,9 @@ md_compile_timers(MdCompiler *c, const MdPath *at, json_object *value,
 	st->ntimers = 0;
 	for (i = 0; i < n; i++)
 	{
-		json_object *elem = json_object_array_get_idx(value, i);
-		const MdPath *ep = md_elem(&frame, at, i);
-
-		if (!json_object_is_type(elem, json_type_object))
-			return md_fail(c, ep, "must be an object");
-		if (!md_compile_timer(c, ep, elem, state, &st->timers[i]))
+		if (!md_compile_timer(c, md_elem(&frame, at, i),
+							  json_object_array_get_idx(value, i), state,
+							  &st->timers[i]))
 			return false;
 		st->ntimers = (int) i + 1;
 	}
@@ -717,47 +812,25 @@ md_compile_timers(MdCompiler *c, const MdPath *at, json_object *value,
 	return true;
 }
 
+static const MdMember md_state_members[] = {
+	{"on", MD_FIELD_OBJECT, false, md_state_on},
+	{"entry", MD_FIELD_ANY, false, md_compile_effects, 0, false},
+	{"exit", MD_FIELD_ANY, false, md_compile_effects, 0, true},
+	{"after", MD_FIELD_ARRAY, false, md_compile_timers},
+	{"final", MD_FIELD_BOOLEAN, false, md_bool, offsetof(MdState, final)},
+	{"postpone", MD_FIELD_ANY, false, md_compile_postpone},
+	{"description", MD_FIELD_STRING, false, md_text},
+};
+
 static bool
-md_compile_state(MdCompiler *c, const MdPath *at, json_object *obj, int state)
+md_compile_state(MdCompiler *c, const MdPath *at, json_object *obj,
+				 MdState *st)
 {
-	MdState    *st = &c->def->states[state];
-	struct json_object_iterator it;
-	struct json_object_iterator end;
 	MdPath		frame;
 
-	if (!json_object_is_type(obj, json_type_object))
-		return md_fail(c, at, "must be an object");
-
-	it = json_object_iter_begin(obj);
-	end = json_object_iter_end(obj);
-	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
-	{
-		const char *key = json_object_iter_peek_name(&it);
-		json_object *value = json_object_iter_peek_value(&it);
-		const MdPath *kp = md_key(&frame, at, key);
-		const char *s;
-		size_t		len;
-		bool		ok;
-
-		if (strcmp(key, "on") == 0)
-			ok = md_compile_rules(c, kp, value, &st->rules, &st->nrules);
-		else if (strcmp(key, "entry") == 0)
-			ok = md_compile_effects(c, kp, value, &st->entry, &st->nentry);
-		else if (strcmp(key, "exit") == 0)
-			ok = md_compile_effects(c, kp, value, &st->exit, &st->nexit);
-		else if (strcmp(key, "after") == 0)
-			ok = md_compile_timers(c, kp, value, state);
-		else if (strcmp(key, "final") == 0)
-			ok = md_get_bool(c, kp, value, &st->final);
-		else if (strcmp(key, "postpone") == 0)
-			ok = md_compile_postpone(c, kp, value, st);
-		else if (strcmp(key, "description") == 0)
-			ok = md_get_string(c, kp, value, &s, &len);
-		else
-			ok = md_fail(c, kp, "unknown key");
-		if (!ok)
-			return false;
-	}
+	if (!md_compile_members(c, at, obj, md_state_members,
+							MD_NMEMBERS(md_state_members), st))
+		return false;
 
 	/* A final state is never left */
 	if (st->final && st->nrules > 0)
@@ -835,7 +908,8 @@ md_collect_states(MdCompiler *c, json_object *root)
 }
 
 static bool
-md_compile_states(MdCompiler *c, const MdPath *at, json_object *states)
+md_compile_states(MdCompiler *c, const MdPath *at, json_object *states,
+				  void *field, int arg)
 {
 	struct json_object_iterator it = json_object_iter_begin(states);
 	struct json_object_iterator end = json_object_iter_end(states);
@@ -849,7 +923,8 @@ md_compile_states(MdCompiler *c, const MdPath *at, json_object *states)
 		if (state < 0)			/* cannot happen: collected before */
 			return md_fail(c, at, "state \"%s\" went missing", name);
 		if (!md_compile_state(c, md_key(&frame, at, name),
-							  json_object_iter_peek_value(&it), state))
+							  json_object_iter_peek_value(&it),
+							  &c->def->states[state]))
 			return false;
 	}
 	return true;
@@ -931,15 +1006,14 @@ md_compile_schema(MdCompiler *c, const MdPath *at, json_object *obj,
 }
 
 static bool
-md_compile_events(MdCompiler *c, const MdPath *at, json_object *obj)
+md_compile_events(MdCompiler *c, const MdPath *at, json_object *obj,
+				  void *field, int arg)
 {
-	MachineDef *def = c->def;
+	MachineDef *def = field;
 	struct json_object_iterator it;
 	struct json_object_iterator end;
 	MdPath		frame;
 
-	if (!json_object_is_type(obj, json_type_object))
-		return md_fail(c, at, "must be an object");
 	def->events = md_alloc(c, (size_t) json_object_object_length(obj),
 						   sizeof(MdEventSchema));
 	if (def->events == NULL)
@@ -967,146 +1041,79 @@ md_compile_events(MdCompiler *c, const MdPath *at, json_object *obj)
 	return true;
 }
 
+static const MdMember md_persistence_members[] = {
+	{"snapshotSchedule", MD_FIELD_STRING, false, md_compile_schedule},
+	{"journalEvents", MD_FIELD_BOOLEAN, false, md_bool,
+		offsetof(MdPersistence, journal_events)},
+	{"machineType", MD_FIELD_STRING, false, md_name,
+		offsetof(MdPersistence, machine_type), MD_MAX_NAME_LEN},
+	{"adapter", MD_FIELD_STRING, false, md_name,
+		offsetof(MdPersistence, adapter), INT_MAX},
+};
+
+/* "persistence": how the actors' journals and snapshots are kept */
 static bool
-md_compile_persistence(MdCompiler *c, const MdPath *at, json_object *obj)
+md_compile_persistence(MdCompiler *c, const MdPath *at, json_object *obj,
+					   void *field, int arg)
 {
-	MdPersistence *ps = &c->def->persistence;
-	struct json_object_iterator it;
-	struct json_object_iterator end;
-	MdPath		frame;
+	MdPersistence *ps = field;
 
-	if (!json_object_is_type(obj, json_type_object))
-		return md_fail(c, at, "must be an object");
 	ps->enabled = true;
-
-	it = json_object_iter_begin(obj);
-	end = json_object_iter_end(obj);
-	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
-	{
-		const char *key = json_object_iter_peek_name(&it);
-		json_object *value = json_object_iter_peek_value(&it);
-		const MdPath *kp = md_key(&frame, at, key);
-		bool		ok;
-
-		if (strcmp(key, "snapshotSchedule") == 0)
-		{
-			const char *text;
-			size_t		len;
-
-			ok = md_get_string(c, kp, value, &text, &len) &&
-				md_compile_schedule(c, kp, text, len);
-		}
-		else if (strcmp(key, "journalEvents") == 0)
-			ok = md_get_bool(c, kp, value, &ps->journal_events);
-		else if (strcmp(key, "machineType") == 0)
-			ok = md_get_name_string(c, kp, value, MD_MAX_NAME_LEN,
-									&ps->machine_type);
-		else if (strcmp(key, "adapter") == 0)
-			ok = md_get_name_string(c, kp, value, SIZE_MAX, &ps->adapter);
-		else
-			ok = md_fail(c, kp, "unknown key");
-		if (!ok)
-			return false;
-	}
-	return true;
+	return md_compile_members(c, at, obj, md_persistence_members,
+							  MD_NMEMBERS(md_persistence_members), ps);
 }
+
+static const MdMember md_entity_members[] = {
+	{"init", MD_FIELD_STRING, false, md_function,
+		offsetof(MachineDef, entity_init), MD_FN_ENTITY_INIT},
+};
 
 /* "entity": {"init": "fn"}, the actor spawned by an entity's first message */
 static bool
-md_compile_entity(MdCompiler *c, const MdPath *at, json_object *obj)
+md_compile_entity(MdCompiler *c, const MdPath *at, json_object *obj,
+				  void *field, int arg)
 {
-	struct json_object_iterator it;
-	struct json_object_iterator end;
-	MdPath		frame;
+	MachineDef *def = field;
 
-	if (!json_object_is_type(obj, json_type_object))
-		return md_fail(c, at, "must be an object");
-	c->def->entity = true;
-
-	it = json_object_iter_begin(obj);
-	end = json_object_iter_end(obj);
-	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
-	{
-		const char *key = json_object_iter_peek_name(&it);
-		json_object *value = json_object_iter_peek_value(&it);
-		const MdPath *kp = md_key(&frame, at, key);
-		bool		ok;
-
-		if (strcmp(key, "init") == 0)
-			ok = md_function(c, kp, value, MD_FN_ENTITY_INIT,
-							 &c->def->entity_init);
-		else
-			ok = md_fail(c, kp, "unknown key");
-		if (!ok)
-			return false;
-	}
-	return true;
+	def->entity = true;
+	return md_compile_members(c, at, obj, md_entity_members,
+							  MD_NMEMBERS(md_entity_members), def);
 }
 
+/* "unhandled": whether an event the state does not handle is an error */
 static bool
-md_compile_root(MdCompiler *c, json_object *root)
+md_root_unhandled(MdCompiler *c, const MdPath *at, json_object *value,
+				  void *field, int arg)
 {
-	MachineDef *def = c->def;
-	struct json_object_iterator it = json_object_iter_begin(root);
-	struct json_object_iterator end = json_object_iter_end(root);
-	MdPath		frame;
+	bool		string = json_object_is_type(value, json_type_string);
+	const char *s = string ? json_object_get_string(value) : "";
+	size_t		len = string ? (size_t) json_object_get_string_len(value) : 0;
 
-	for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it))
-	{
-		const char *key = json_object_iter_peek_name(&it);
-		json_object *value = json_object_iter_peek_value(&it);
-		const MdPath *kp = md_key(&frame, NULL, key);
-		const char *s;
-		size_t		len;
-		bool		ok;
-
-		if (strcmp(key, "initial") == 0)
-		{
-			ok = md_target(c, kp, value, &def->initial);
-			c->have_initial = ok;
-		}
-		else if (strcmp(key, "states") == 0)
-			ok = md_compile_states(c, kp, value);
-		else if (strcmp(key, "any") == 0)
-			ok = md_compile_rules(c, kp, value, &def->any, &def->nany);
-		else if (strcmp(key, "events") == 0)
-			ok = md_compile_events(c, kp, value);
-		else if (strcmp(key, "unhandled") == 0)
-		{
-			if (json_object_is_type(value, json_type_string) &&
-				strcmp(json_object_get_string(value), "error") == 0 &&
-				json_object_get_string_len(value) == 5)
-				def->unhandled_ignore = false;
-			else if (json_object_is_type(value, json_type_string) &&
-					 strcmp(json_object_get_string(value), "ignore") == 0 &&
-					 json_object_get_string_len(value) == 6)
-				def->unhandled_ignore = true;
-			else
-				return md_fail(c, kp, "must be \"error\" or \"ignore\"");
-			ok = true;
-		}
-		else if (strcmp(key, "notify") == 0)
-			ok = md_get_name_string(c, kp, value, MD_MAX_NAME_LEN,
-									&def->notify);
-		else if (strcmp(key, "persistence") == 0)
-			ok = md_compile_persistence(c, kp, value);
-		else if (strcmp(key, "entity") == 0)
-			ok = md_compile_entity(c, kp, value);
-		else if (strcmp(key, "migrate") == 0)
-			ok = md_function(c, kp, value, MD_FN_MIGRATE, &def->migrate);
-		else if (strcmp(key, "upcast") == 0)
-			ok = md_function(c, kp, value, MD_FN_UPCAST, &def->upcast);
-		else if (strcmp(key, "description") == 0)
-			ok = md_get_string(c, kp, value, &s, &len);
-		else
-			ok = md_fail(c, kp, "unknown key");
-		if (!ok)
-			return false;
-	}
-	if (!c->have_initial)
-		return md_fail(c, md_key(&frame, NULL, "initial"), "is required");
+	if (!md_word_eq(s, len, "error") && !md_word_eq(s, len, "ignore"))
+		return md_fail(c, at, "must be \"error\" or \"ignore\"");
+	((MachineDef *) field)->unhandled_ignore = s[0] == 'i';
 	return true;
 }
+
+/* The root; md_collect_states() has checked "states" before */
+static const MdMember md_root_members[] = {
+	{"initial", MD_FIELD_STRING, true, md_target,
+		offsetof(MachineDef, initial)},
+	{"states", MD_FIELD_OBJECT, false, md_compile_states},
+	{"any", MD_FIELD_OBJECT, false, md_root_any},
+	{"events", MD_FIELD_OBJECT, false, md_compile_events},
+	{"unhandled", MD_FIELD_ANY, false, md_root_unhandled},
+	{"notify", MD_FIELD_STRING, false, md_name,
+		offsetof(MachineDef, notify), MD_MAX_NAME_LEN},
+	{"persistence", MD_FIELD_OBJECT, false, md_compile_persistence,
+		offsetof(MachineDef, persistence)},
+	{"entity", MD_FIELD_OBJECT, false, md_compile_entity},
+	{"migrate", MD_FIELD_STRING, false, md_function,
+		offsetof(MachineDef, migrate), MD_FN_MIGRATE},
+	{"upcast", MD_FIELD_STRING, false, md_function,
+		offsetof(MachineDef, upcast), MD_FN_UPCAST},
+	{"description", MD_FIELD_STRING, false, md_text},
+};
 
 /* ----------------------------------------------------------------
  * After the walk
@@ -1174,29 +1181,6 @@ md_sort_rules(MdCompiler *c, const MdPath *at, MdRule *rules, int nrules)
 			return md_fail(c, at, "duplicate event \"%s\"", rules[i].event);
 	}
 	return true;
-}
-
-
-static bool
-md_field_fits(json_object *value, MdFieldType type)
-{
-	switch (type)
-	{
-		case MD_FIELD_STRING:
-			return json_object_is_type(value, json_type_string);
-		case MD_FIELD_NUMBER:
-			return json_object_is_type(value, json_type_int) ||
-				json_object_is_type(value, json_type_double);
-		case MD_FIELD_BOOLEAN:
-			return json_object_is_type(value, json_type_boolean);
-		case MD_FIELD_OBJECT:
-			return json_object_is_type(value, json_type_object);
-		case MD_FIELD_ARRAY:
-			return json_object_is_type(value, json_type_array);
-		case MD_FIELD_ANY:
-			return true;
-	}
-	return false;
 }
 
 
@@ -1437,7 +1421,8 @@ md_compile(const char *json, size_t len, char *errbuf, size_t errlen)
 	root = md_parse(&c, json, len);
 	ok = root != NULL &&
 		md_collect_states(&c, root) &&
-		md_compile_root(&c, root);
+		md_compile_members(&c, NULL, root, md_root_members,
+						   MD_NMEMBERS(md_root_members), c.def);
 	if (ok && md_text_has_nul_escape(json, len))
 		ok = md_fail(&c, NULL, "object keys must not contain NUL characters");
 	if (ok)

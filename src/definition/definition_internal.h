@@ -108,7 +108,6 @@ typedef struct MdCompiler
 	MdArena    *scratch;		/* freed when md_compile returns */
 	char	   *errbuf;
 	size_t		errlen;
-	bool		have_initial;
 
 	/* functions, first use first; copied into the arena at the end */
 	MdFunction *functions;
@@ -153,9 +152,13 @@ extern void *md_grow(MdCompiler *c, void *array, int used, int *max,
 extern bool md_get_string(MdCompiler *c, const MdPath *at, json_object *value,
 						  const char **s, size_t *len);
 
-/* "persistence.snapshotSchedule" (definition_interval.c), from its text */
+/*
+ * "persistence.snapshotSchedule" (definition_interval.c) into the
+ * MdPersistence at field; called from definition.c's table of the members
+ * of "persistence"
+ */
 extern bool md_compile_schedule(MdCompiler *c, const MdPath *at,
-								const char *text, size_t len);
+								json_object *value, void *field, int arg);
 
 /* ----------------------------------------------------------------
  * Character classes
