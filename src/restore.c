@@ -27,6 +27,7 @@
 #include "registry.h"
 #include "send.h"
 #include "store.h"
+#include "store_direct.h"
 #include "subtransaction.h"
 #include "timers.h"
 #include "transition.h"
@@ -381,11 +382,23 @@ restore_chunk(void *arg)
 	c->ids = palloc(sizeof(Datum) * c->n);
 	memset(c->kinds, 0, sizeof(c->kinds));
 
-	chunk_lock_actors(c);
-	chunk_read_snapshots(c);
-	chunk_start_folds(c);
-	chunk_fold_journals(c);
-	chunk_store_actors(c, caller);
+	/* the live rows' table stays open from the first lock to the last update */
+	store_direct_begin_scope();
+	PG_TRY();
+	{
+		chunk_lock_actors(c);
+		chunk_read_snapshots(c);
+		chunk_start_folds(c);
+		chunk_fold_journals(c);
+		chunk_store_actors(c, caller);
+	}
+	PG_CATCH();
+	{
+		store_direct_end_scope(true);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	store_direct_end_scope(false);
 	SPI_finish();
 }
 
