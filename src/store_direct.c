@@ -36,6 +36,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/nbtree.h"
 #include "access/relation.h"
 #include "access/stratnum.h"
 #include "access/table.h"
@@ -1045,9 +1046,268 @@ key_scan_end(KeyScan *ks)
 }
 
 /*
+ * A walk of a primary key over the actors of a chunk: one forward scan of
+ * the key range from the least to the greatest of their ids, reading the
+ * index entries as an index-only scan does (the heap only for the entries
+ * wanted), instead of a descent from the root per actor.  It pays when the
+ * chunk's actors are near each other in the key, as restore_all's and a
+ * check's chunks are (runs of ids in key order): then a descent, a dozen
+ * thousand instructions, becomes the reading of an actor's few entries.
+ * Entries it reads in vain (other actors' in the range, or versions not
+ * wanted) have a budget; a walk that spends it stops, and the actors it did
+ * not finish are probed one by one, as without it; so does a walk that
+ * reads many entries of one actor in vain (a long journal before the
+ * snapshot, many snapshots).  Actors whose id comes twice in the chunk are
+ * always probed.
+ */
+#define WALK_BUDGET_PER_ACTOR 8
+#define WALK_RUN_LIMIT 32		/* entries in vain within one actor's */
+
+typedef struct WalkId
+{
+	text	   *id;
+	int			pos;			/* in the chunk */
+	bool		twice;			/* another position has the same id */
+} WalkId;
+
+typedef struct KeyWalk
+{
+	KeyScan		ks;
+	WalkId	   *ids;			/* sorted by bytes, to look entries up */
+	text	  **id_of;			/* by position */
+	int			n;
+	FmgrInfo   *order;			/* the index's, on actor_id */
+	Oid			collation;
+	Datum		greatest;		/* of the ids, in the index's order */
+	bool	   *done;			/* by position: walked past */
+	bool	   *twice;			/* by position: its id comes twice */
+	bool		complete;		/* the walk reached the end of its range */
+	int			current;		/* position of the latest entry, or -1 */
+	int64		budget;			/* entries that may yet be read in vain */
+	int			run_waste;		/* entries read in vain in this actor's */
+} KeyWalk;
+
+/* Order of ids by their bytes (not the index's; only to look them up) */
+static int
+walk_id_cmp(const void *a, const void *b)
+{
+	const text *x = ((const WalkId *) a)->id;
+	const text *y = ((const WalkId *) b)->id;
+	int			lx = VARSIZE_ANY_EXHDR(x);
+	int			ly = VARSIZE_ANY_EXHDR(y);
+	int			r = memcmp(VARDATA_ANY(x), VARDATA_ANY(y), Min(lx, ly));
+
+	return r != 0 ? r : (lx > ly) - (lx < ly);
+}
+
+/*
+ * Begin a walk over ids[0..n-1] in a table's primary key, with a budget,
+ * seeing only entries whose version is above "above"; false when there is
+ * nothing to walk (then only probes are made, with the scan of w->ks, which
+ * is open either way).
+ */
+static bool
+walk_begin(KeyWalk *w, DirectTable *t, Datum *ids, int n, int64 above)
+{
+	Relation	index;
+	FmgrInfo   *order;
+	Oid			collation;
+	int			least = 0;
+	int			greatest = 0;
+	ScanKeyData keys[2];
+
+	key_scan_begin(&w->ks, t, AccessShareLock, 2);
+	index = w->ks.index;
+	w->n = n;
+	w->done = palloc0(sizeof(bool) * Max(n, 1));
+	w->twice = palloc0(sizeof(bool) * Max(n, 1));
+	w->complete = false;
+	w->current = -1;
+	w->budget = (int64) WALK_BUDGET_PER_ACTOR * n;
+	w->run_waste = 0;
+	collation = index->rd_indcollation[0];
+	/* entries are matched to ids byte for byte, as equal ids are then */
+	if (n < 2 || !get_collation_isdeterministic(collation))
+		return false;
+
+	/* the range, in the index's order */
+	order = index_getprocinfo(index, 1, BTORDER_PROC);
+	for (int i = 1; i < n; i++)
+	{
+		if (DatumGetInt32(FunctionCall2Coll(order, collation, ids[i],
+											ids[least])) < 0)
+			least = i;
+		if (DatumGetInt32(FunctionCall2Coll(order, collation, ids[i],
+											ids[greatest])) > 0)
+			greatest = i;
+	}
+
+	w->order = order;
+	w->collation = collation;
+	w->greatest = ids[greatest];
+	w->ids = palloc(sizeof(WalkId) * n);
+	w->id_of = palloc(sizeof(text *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		w->ids[i].id = w->id_of[i] = DatumGetTextPP(ids[i]);
+		w->ids[i].pos = i;
+		w->ids[i].twice = false;
+	}
+	qsort(w->ids, n, sizeof(WalkId), walk_id_cmp);
+	for (int i = 1; i < n; i++)
+		if (walk_id_cmp(&w->ids[i - 1], &w->ids[i]) == 0)
+			w->ids[i - 1].twice = w->ids[i].twice =
+				w->twice[w->ids[i - 1].pos] = w->twice[w->ids[i].pos] = true;
+
+	/*
+	 * Entries' keys are read from the index, as an index-only scan does.  No
+	 * upper bound: the scan would compare every entry with it; an entry of
+	 * another actor is compared instead, the only kind that can be past it.
+	 * The versions' bound filters entries inside the index.
+	 */
+	w->ks.scan->xs_want_itup = true;
+	ScanKeyEntryInitialize(&keys[0], 0, 1, BTGreaterEqualStrategyNumber,
+						   InvalidOid, collation, F_TEXT_GE, ids[least]);
+	ScanKeyEntryInitialize(&keys[1], 0, 2, BTGreaterStrategyNumber,
+						   InvalidOid, InvalidOid, F_INT8GT, Int64GetDatum(above));
+	index_rescan(w->ks.scan, keys, 2, NULL, 0);
+	return true;
+}
+
+/* Are two ids the same, byte for byte? */
+static inline bool
+walk_id_equal(const text *x, const text *y)
+{
+	return VARSIZE_ANY_EXHDR(x) == VARSIZE_ANY_EXHDR(y) &&
+		memcmp(VARDATA_ANY(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(x)) == 0;
+}
+
+/*
+ * The next index entry of the walk: the position of its actor in the chunk
+ * (-1 for another actor's, or an id that comes twice) and its version; false
+ * at the end of the range or of the budget.  Walking past an actor marks it
+ * done; the end of the range marks the last one done too.
+ */
+static bool
+walk_next(KeyWalk *w, int *pos, int64 *version)
+{
+	IndexScanDesc scan = w->ks.scan;
+	WalkId		key;
+	WalkId	   *found;
+	bool		isnull;
+
+	if (w->budget < 0)
+		return false;
+	CHECK_FOR_INTERRUPTS();
+	if (index_getnext_tid(scan, ForwardScanDirection) == NULL)
+	{
+		if (w->current >= 0)
+			w->done[w->current] = true;
+		w->current = -1;
+		w->complete = true;
+		return false;
+	}
+	key.id = DatumGetTextPP(index_getattr(scan->xs_itup, 1, scan->xs_itupdesc,
+										  &isnull));
+	/* mostly another entry of the actor before */
+	if (w->current >= 0 && walk_id_equal(key.id, w->id_of[w->current]))
+		*pos = w->current;
+	else
+	{
+		found = bsearch(&key, w->ids, w->n, sizeof(WalkId), walk_id_cmp);
+		*pos = found == NULL || found->twice ? -1 : found->pos;
+		/* past the greatest id: the end of the range */
+		if (found == NULL &&
+			DatumGetInt32(FunctionCall2Coll(w->order, w->collation,
+											PointerGetDatum(key.id),
+											w->greatest)) > 0)
+		{
+			if (w->current >= 0)
+				w->done[w->current] = true;
+			w->current = -1;
+			w->complete = true;
+			return false;
+		}
+	}
+	*version = DatumGetInt64(index_getattr(scan->xs_itup, 2, scan->xs_itupdesc,
+										   &isnull));
+	if (*pos != w->current)
+	{
+		if (w->current >= 0)
+			w->done[w->current] = true;
+		w->current = *pos;
+		w->run_waste = 0;
+	}
+	return true;
+}
+
+/* Has the walk met all it will of the actor at a position? */
+static bool
+walk_done(KeyWalk *w, int pos)
+{
+	return w->done[pos] || (w->complete && !w->twice[pos]);
+}
+
+/*
+ * Make the walk's scan one for probes with nkeys keys (a scan's number of
+ * keys is set when it begins).
+ */
+static void
+walk_probes(KeyWalk *w, int nkeys)
+{
+	index_endscan(w->ks.scan);
+	w->ks.scan = index_beginscan(w->ks.rel, w->ks.index, w->ks.snapshot,
+								 nkeys, 0);
+}
+
+/* The row of the walk's current entry, if the snapshot sees it */
+static bool
+walk_fetch(KeyWalk *w)
+{
+	return index_fetch_heap(w->ks.scan, w->ks.slot);
+}
+
+/* An entry read in vain: too many, and the walk stops */
+static void
+walk_waste(KeyWalk *w)
+{
+	w->budget--;
+	if (++w->run_waste > WALK_RUN_LIMIT)
+		w->budget = -1;
+}
+
+static void
+walk_end(KeyWalk *w)
+{
+	key_scan_end(&w->ks);
+}
+
+/* Hand a journal row in the slot to the callback, for the actor at pos */
+static void
+deliver_event(TupleTableSlot *slot, int pos, MemoryContext row_context,
+			  EventCallback callback, void *arg)
+{
+	MemoryContext old = MemoryContextSwitchTo(row_context);
+	JournalEntry entry;
+
+	slot_getallattrs(slot);
+	entry.pos = pos;
+	entry.version = DatumGetInt64(slot->tts_values[Anum_events_version - 1]);
+	entry.event = DatumGetJsonbP(slot->tts_values[Anum_events_event - 1]);
+	entry.state_tag = TextDatumGetCString(slot->tts_values[Anum_events_state_tag - 1]);
+	entry.recorded_at = slot->tts_values[Anum_events_recorded_at - 1];
+	entry.revision = slot->tts_isnull[Anum_events_revision - 1] ? -1 :
+		DatumGetInt32(slot->tts_values[Anum_events_revision - 1]);
+	MemoryContextSwitchTo(old);
+	callback(&entry, arg);
+	MemoryContextReset(row_context);
+}
+
+/*
  * Call back for each journal row of each actor ids[i] with afters[i] <
- * version <= uptos[i], by position in the arrays, then version: a forward
- * scan of the primary key per actor, which returns the rows in key order
+ * version <= uptos[i]: each actor's rows together and in version order, the
+ * actors in key order as a walk meets them, then those it did not finish in
+ * the order of the arrays.  A walk's rows and a probe's come in key order
  * with no sort and no cursor.  Each row's values live until its callback
  * returns.
  */
@@ -1059,74 +1319,170 @@ store_direct_scan_events_of(StoreKind kind, Datum *ids, Datum *afters,
 	MemoryContext row_context = AllocSetContextCreate(CurrentMemoryContext,
 													  "machine journal row",
 													  ALLOCSET_SMALL_SIZES);
-	KeyScan		ks;
-	TupleTableSlot *slot;
+	KeyWalk		w;
+	int64	   *last = palloc(sizeof(int64) * Max(n, 1));
+	int			pos;
+	int64		version;
 	ScanKeyData keys[3];
+	int64		above = PG_INT64_MAX;
 
-	key_scan_begin(&ks, &all_tables[kind][EVENTS], AccessShareLock, 3);
-	slot = ks.slot;
 	for (int i = 0; i < n; i++)
 	{
+		last[i] = DatumGetInt64(afters[i]);
+		above = Min(above, last[i]);
+	}
+	if (walk_begin(&w, &all_tables[kind][EVENTS], ids, n, above))
+		while (walk_next(&w, &pos, &version))
+		{
+			if (pos < 0 || version <= last[pos] ||
+				version > DatumGetInt64(uptos[pos]))
+				walk_waste(&w);
+			else if (walk_fetch(&w))
+			{
+				last[pos] = version;
+				deliver_event(w.ks.slot, pos, row_context, callback, arg);
+			}
+		}
+
+	/* the actor the walk stopped in first, so that its rows stay together */
+	walk_probes(&w, 3);
+	for (int k = -1; k < n; k++)
+	{
+		int			i = k < 0 ? w.current : k;
+
+		if (i < 0 || walk_done(&w, i) || (k >= 0 && i == w.current))
+			continue;
 		ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
-							   ks.index->rd_indcollation[0], F_TEXTEQ, ids[i]);
+							   w.ks.index->rd_indcollation[0], F_TEXTEQ, ids[i]);
 		ScanKeyEntryInitialize(&keys[1], 0, 2, BTGreaterStrategyNumber,
-							   InvalidOid, InvalidOid, F_INT8GT, afters[i]);
+							   InvalidOid, InvalidOid, F_INT8GT,
+							   Int64GetDatum(last[i]));
 		ScanKeyEntryInitialize(&keys[2], 0, 2, BTLessEqualStrategyNumber,
 							   InvalidOid, InvalidOid, F_INT8LE, uptos[i]);
-		index_rescan(ks.scan, keys, 3, NULL, 0);
-		while (index_getnext_slot(ks.scan, ForwardScanDirection, slot))
+		index_rescan(w.ks.scan, keys, 3, NULL, 0);
+		while (index_getnext_slot(w.ks.scan, ForwardScanDirection, w.ks.slot))
 		{
-			MemoryContext old = MemoryContextSwitchTo(row_context);
-			JournalEntry entry;
-
 			CHECK_FOR_INTERRUPTS();
-			slot_getallattrs(slot);
-			entry.pos = i;
-			entry.version = DatumGetInt64(slot->tts_values[Anum_events_version - 1]);
-			entry.event = DatumGetJsonbP(slot->tts_values[Anum_events_event - 1]);
-			entry.state_tag = TextDatumGetCString(slot->tts_values[Anum_events_state_tag - 1]);
-			entry.recorded_at = slot->tts_values[Anum_events_recorded_at - 1];
-			entry.revision = slot->tts_isnull[Anum_events_revision - 1] ? -1 :
-				DatumGetInt32(slot->tts_values[Anum_events_revision - 1]);
-			MemoryContextSwitchTo(old);
-			callback(&entry, arg);
-			MemoryContextReset(row_context);
+			deliver_event(w.ks.slot, i, row_context, callback, arg);
 		}
 	}
-	key_scan_end(&ks);
+	walk_end(&w);
 	MemoryContextDelete(row_context);
 }
 
+/* The latest snapshot among those a walk met of an actor (see below) */
+#define WALK_SNAPSHOT_CANDIDATES 4
+
 /*
- * The latest snapshot of each actor ids[i] at or below uptos[i]: a backward
- * probe of the primary key each.  An actor without one is left as it is.
+ * Take the latest visible of the snapshots a walk met of an actor, latest
+ * first: true when one is, or when there was none; false when none of the
+ * candidates kept is visible and older ones were dropped (probe then).
+ */
+static bool
+walk_take_snapshot(KeyWalk *w, ItemPointerData *tids, int ntids,
+				   bool dropped, Jsonb **state, int64 *version)
+{
+	IndexFetchTableData *fetch = w->ks.scan->xs_heapfetch;
+
+	for (int k = ntids - 1; k >= 0; k--)
+	{
+		bool		call_again = false;
+		bool		all_dead = false;
+		bool		isnull;
+
+		if (!table_index_fetch_tuple(fetch, &tids[k], w->ks.snapshot,
+									 w->ks.slot, &call_again, &all_dead))
+			continue;
+		*version = DatumGetInt64(slot_getattr(w->ks.slot, Anum_snapshots_version,
+											  &isnull));
+		*state = DatumGetJsonbPCopy(slot_getattr(w->ks.slot, Anum_snapshots_state,
+												 &isnull));
+		ExecClearTuple(w->ks.slot);
+		return true;
+	}
+	return !dropped;
+}
+
+/*
+ * The latest snapshot of each actor ids[i] at or below uptos[i]: a walk
+ * over the chunk, then a backward probe of the primary key for each actor
+ * it did not settle.  An actor without one is left as it is.
  */
 void
 store_direct_latest_snapshots(StoreKind kind, Datum *ids, Datum *uptos,
 							  int n, Jsonb **states, int64 *versions)
 {
-	KeyScan		ks;
+	KeyWalk		w;
+	bool	   *settled = palloc0(sizeof(bool) * Max(n, 1));
+	bool	   *tried = palloc0(sizeof(bool) * Max(n, 1));
+	ItemPointerData tids[WALK_SNAPSHOT_CANDIDATES];
+	int			ntids = 0;
+	bool		dropped = false;
+	int			of = -1;		/* the actor of the candidates */
+	int			pos;
+	int64		version;
 	ScanKeyData keys[2];
 
-	key_scan_begin(&ks, &all_tables[kind][SNAPSHOTS], AccessShareLock, 2);
+	if (walk_begin(&w, &all_tables[kind][SNAPSHOTS], ids, n, -1))
+	{
+		for (;;)
+		{
+			bool		more = walk_next(&w, &pos, &version);
+
+			/* an actor walked past: its latest visible candidate */
+			if (of >= 0 && (!more || pos != of) && walk_done(&w, of))
+			{
+				tried[of] = true;
+				settled[of] = walk_take_snapshot(&w, tids, ntids, dropped,
+												 &states[of], &versions[of]);
+			}
+			if (!more)
+				break;
+			if (pos != of)
+			{
+				of = pos;
+				ntids = 0;
+				dropped = false;
+			}
+			if (pos < 0 || version > DatumGetInt64(uptos[pos]))
+			{
+				walk_waste(&w);
+				continue;
+			}
+			if (ntids == WALK_SNAPSHOT_CANDIDATES)
+			{
+				memmove(&tids[0], &tids[1], sizeof(ItemPointerData) * (ntids - 1));
+				ntids--;
+				dropped = true;
+			}
+			tids[ntids++] = w.ks.scan->xs_heaptid;
+			if (dropped || ntids > 1)
+				walk_waste(&w);
+		}
+	}
+
+	walk_probes(&w, 2);
 	for (int i = 0; i < n; i++)
 	{
+		/* settled, or never met by a walk that reached its end: none */
+		if (settled[i] || (walk_done(&w, i) && !tried[i]))
+			continue;
 		ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
-							   ks.index->rd_indcollation[0], F_TEXTEQ, ids[i]);
+							   w.ks.index->rd_indcollation[0], F_TEXTEQ, ids[i]);
 		ScanKeyEntryInitialize(&keys[1], 0, 2, BTLessEqualStrategyNumber,
 							   InvalidOid, InvalidOid, F_INT8LE, uptos[i]);
-		index_rescan(ks.scan, keys, 2, NULL, 0);
-		if (index_getnext_slot(ks.scan, BackwardScanDirection, ks.slot))
+		index_rescan(w.ks.scan, keys, 2, NULL, 0);
+		if (index_getnext_slot(w.ks.scan, BackwardScanDirection, w.ks.slot))
 		{
 			bool		isnull;
 
-			versions[i] = DatumGetInt64(slot_getattr(ks.slot, Anum_snapshots_version,
+			versions[i] = DatumGetInt64(slot_getattr(w.ks.slot, Anum_snapshots_version,
 													 &isnull));
-			states[i] = DatumGetJsonbPCopy(slot_getattr(ks.slot, Anum_snapshots_state,
+			states[i] = DatumGetJsonbPCopy(slot_getattr(w.ks.slot, Anum_snapshots_state,
 														&isnull));
 		}
 	}
-	key_scan_end(&ks);
+	walk_end(&w);
 }
 
 /*
