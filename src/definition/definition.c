@@ -1041,8 +1041,20 @@ md_compile_events(MdCompiler *c, const MdPath *at, json_object *obj,
 	return true;
 }
 
+/* "snapshotSchedule": definition_interval.c parses the text */
+static bool
+md_schedule(MdCompiler *c, const MdPath *at, json_object *value,
+			void *field, int arg)
+{
+	const char *text;
+	size_t		len;
+
+	return md_get_string(c, at, value, &text, &len) &&
+		md_compile_schedule_text(c, at, text, len, field);
+}
+
 static const MdMember md_persistence_members[] = {
-	{"snapshotSchedule", MD_FIELD_STRING, false, md_compile_schedule},
+	{"snapshotSchedule", MD_FIELD_STRING, false, md_schedule},
 	{"journalEvents", MD_FIELD_BOOLEAN, false, md_bool,
 		offsetof(MdPersistence, journal_events)},
 	{"machineType", MD_FIELD_STRING, false, md_name,

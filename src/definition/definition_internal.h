@@ -153,12 +153,12 @@ extern bool md_get_string(MdCompiler *c, const MdPath *at, json_object *value,
 						  const char **s, size_t *len);
 
 /*
- * "persistence.snapshotSchedule" (definition_interval.c) into the
- * MdPersistence at field; called from definition.c's table of the members
- * of "persistence"
+ * The text of "persistence.snapshotSchedule" (definition_interval.c) into
+ * an MdPersistence
  */
-extern bool md_compile_schedule(MdCompiler *c, const MdPath *at,
-								json_object *value, void *field, int arg);
+extern bool md_compile_schedule_text(MdCompiler *c, const MdPath *at,
+									 const char *text, size_t len,
+									 MdPersistence *ps);
 
 /* ----------------------------------------------------------------
  * Character classes

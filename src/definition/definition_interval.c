@@ -268,25 +268,20 @@ md_parse_count(const char *p, int64_t *n)
 }
 
 /*
- * "snapshotSchedule", a string without NUL characters: forever, never,
- * recurs N, every N or spaced INTERVAL.  The keywords are case-sensitive,
- * unlike the units of an interval.
+ * The text of "snapshotSchedule": forever, never, recurs N, every N or
+ * spaced INTERVAL.  The keywords are case-sensitive, unlike the units of an
+ * interval.
  * "recurs 0" takes no automatic snapshot at all, as recurs(0) does in
  * effect libraries; "every 0" would divide by zero and is refused.
  */
 bool
-md_compile_schedule(MdCompiler *c, const MdPath *at, json_object *value,
-					void *field, int arg)
+md_compile_schedule_text(MdCompiler *c, const MdPath *at, const char *text,
+						 size_t len, MdPersistence *ps)
 {
-	MdPersistence *ps = field;
-	const char *text;
-	size_t		len;
 	const char *p;
 	const char *word;
 	size_t		wordlen;
 
-	if (!md_get_string(c, at, value, &text, &len))
-		return false;
 	p = text;
 	while (md_isspace(*p))
 		p++;
