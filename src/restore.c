@@ -194,14 +194,20 @@ typedef struct RestoreChunk
 static void
 chunk_lock_actors(RestoreChunk *c)
 {
+	ActorRow   *rows = palloc0(sizeof(ActorRow) * c->n);
+	bool	   *found = palloc(sizeof(bool) * c->n);
+
+	for (int i = 0; i < c->n; i++)
+		c->ids[i] = CStringGetTextDatum(c->items[i].actor_id);
+	store_lock_actors(c->ids, c->n, rows, found);
 	for (int i = 0; i < c->n; i++)
 	{
 		ChunkActor *a = &c->actors[i];
 
 		a->item = &c->items[i];
 		a->item->outcome = RESTORED;
-		c->ids[i] = CStringGetTextDatum(a->item->actor_id);
-		if (!store_read_actor(a->item->actor_id, ROW_LOCK_UPDATE, &a->row))
+		a->row = rows[i];
+		if (!found[i])
 		{
 			a->item->outcome = NOTHING;
 			continue;

@@ -822,6 +822,31 @@ store_read_actor(const char *actor_id, RowLock lock, ActorRow *row)
 	return false;
 }
 
+/*
+ * Lock and read the rows of a chunk of actors, as store_read_actor() with
+ * ROW_LOCK_UPDATE does each: found[i] says whether ids[i] (text) has one,
+ * in rows[i].  Each kind of tables is looked in for the actors not found
+ * in the ones before, through the direct path where it is usable.
+ */
+void
+store_lock_actors(Datum *ids, int n, ActorRow *rows, bool *found)
+{
+	memset(found, 0, sizeof(bool) * n);
+	for (int kind = 0; kind < store_kinds(); kind++)
+	{
+		if (store_direct_usable((StoreKind) kind, DIRECT_INSTANCES))
+		{
+			store_direct_lock_actors((StoreKind) kind, ids, n, rows, found);
+			continue;
+		}
+		for (int i = 0; i < n; i++)
+			if (!found[i])
+				found[i] = read_actor_in((StoreKind) kind,
+										 TextDatumGetCString(ids[i]),
+										 ROW_LOCK_UPDATE, &rows[i]);
+	}
+}
+
 static bool
 read_actor_in(StoreKind kind, const char *actor_id, RowLock lock,
 			  ActorRow *row)

@@ -72,6 +72,7 @@ extern Oid	store_instances_relid(void);
 extern bool store_memory_available(void);
 extern void store_forget_relation(Oid relid);
 extern bool store_read_actor(const char *actor_id, RowLock lock, ActorRow *row);
+extern void store_lock_actors(Datum *ids, int n, ActorRow *rows, bool *found);
 extern bool store_insert_actor(StoreKind kind, const char *actor_id,
 							   const char *machine,
 							   ActorStatus status, Jsonb *state,

@@ -626,6 +626,69 @@ open_pkey(OpenTable *ot, DirectTable *t)
 }
 
 /*
+ * Lock FOR NO KEY UPDATE the row of an actor found in the slot (the latest
+ * version, in READ COMMITTED) and read it; false when it was deleted
+ * meanwhile.  The slot holds the locked version afterwards.
+ */
+static bool
+lock_fetched(Relation rel, Snapshot snapshot, TupleTableSlot *slot,
+			 StoreKind kind, const char *actor_id, ActorRow *row)
+{
+	ItemPointerData tid = slot->tts_tid;
+	TM_Result	result;
+	TM_FailureData tmfd;
+	bool		isnull;
+
+	/* the machine's lock first: a redefinition may migrate the row */
+	machine_lock(TextDatumGetCString(slot_getattr(slot, Anum_instances_machine,
+												  &isnull)),
+				 RowExclusiveLock);
+
+	result = table_tuple_lock(rel, &tid, snapshot, slot,
+							  GetCurrentCommandId(false),
+							  LockTupleNoKeyExclusive, LockWaitBlock,
+							  IsolationUsesXactSnapshot() ? 0 :
+							  TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+							  &tmfd);
+	switch (result)
+	{
+		case TM_Ok:
+			break;
+		case TM_Deleted:
+			if (IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent delete")));
+			return false;
+		case TM_Updated:
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent update")));
+			break;
+		default:
+			elog(ERROR, "unexpected result %d locking actor \"%s\"",
+				 (int) result, actor_id);
+	}
+
+	slot_getallattrs(slot);
+	row->tid = slot->tts_tid;
+	row->machine = TextDatumGetCString(slot->tts_values[Anum_instances_machine - 1]);
+	row->status = actor_status_parse(TextDatumGetCString(slot->tts_values[Anum_instances_status - 1]));
+	row->version = DatumGetInt64(slot->tts_values[Anum_instances_version - 1]);
+	row->state = DatumGetJsonbPCopy(slot->tts_values[Anum_instances_state - 1]);
+	row->state_tag = TextDatumGetCString(slot->tts_values[Anum_instances_state_tag - 1]);
+	/* kept as stored (perhaps toasted): an update writes it back as is */
+	row->initial_state = datumCopy(slot_getattr(slot, Anum_instances_initial_state, &isnull),
+								   false, -1);
+	row->created_at = slot->tts_values[Anum_instances_created_at - 1];
+	row->journal_txid = slot->tts_isnull[Anum_instances_journal_txid - 1] ?
+		InvalidFullTransactionId :
+		DatumGetFullTransactionId(slot->tts_values[Anum_instances_journal_txid - 1]);
+	row->store = kind;
+	return true;
+}
+
+/*
  * Lock and read an actor's row FOR NO KEY UPDATE; false when there is none.
  */
 bool
@@ -637,10 +700,7 @@ store_direct_lock_actor(StoreKind kind, const char *actor_id, ActorRow *row)
 	Relation	rel;
 	TupleTableSlot *slot;
 	Snapshot	snapshot;
-	TM_Result	result;
-	TM_FailureData tmfd;
 	bool		found;
-	bool		isnull;
 
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
@@ -663,59 +723,7 @@ store_direct_lock_actor(StoreKind kind, const char *actor_id, ActorRow *row)
 	else
 		found = fetch_by_pkey(rel, t, snapshot, actor_id, 0, slot);
 	if (found)
-	{
-		ItemPointerData tid = slot->tts_tid;
-
-		/* the machine's lock first: a redefinition may migrate the row */
-		machine_lock(TextDatumGetCString(slot_getattr(slot, Anum_instances_machine,
-													  &isnull)),
-					 RowExclusiveLock);
-
-		result = table_tuple_lock(rel, &tid, snapshot, slot,
-								  GetCurrentCommandId(false),
-								  LockTupleNoKeyExclusive, LockWaitBlock,
-								  IsolationUsesXactSnapshot() ? 0 :
-								  TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
-								  &tmfd);
-		switch (result)
-		{
-			case TM_Ok:
-				break;
-			case TM_Deleted:
-				if (IsolationUsesXactSnapshot())
-					ereport(ERROR,
-							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-							 errmsg("could not serialize access due to concurrent delete")));
-				found = false;
-				break;
-			case TM_Updated:
-				ereport(ERROR,
-						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						 errmsg("could not serialize access due to concurrent update")));
-				break;
-			default:
-				elog(ERROR, "unexpected result %d locking actor \"%s\"",
-					 (int) result, actor_id);
-		}
-	}
-	if (found)
-	{
-		slot_getallattrs(slot);
-		row->tid = slot->tts_tid;
-		row->machine = TextDatumGetCString(slot->tts_values[Anum_instances_machine - 1]);
-		row->status = actor_status_parse(TextDatumGetCString(slot->tts_values[Anum_instances_status - 1]));
-		row->version = DatumGetInt64(slot->tts_values[Anum_instances_version - 1]);
-		row->state = DatumGetJsonbPCopy(slot->tts_values[Anum_instances_state - 1]);
-		row->state_tag = TextDatumGetCString(slot->tts_values[Anum_instances_state_tag - 1]);
-		/* kept as stored (perhaps toasted): an update writes it back as is */
-		row->initial_state = datumCopy(slot_getattr(slot, Anum_instances_initial_state, &isnull),
-									   false, -1);
-		row->created_at = slot->tts_values[Anum_instances_created_at - 1];
-		row->journal_txid = slot->tts_isnull[Anum_instances_journal_txid - 1] ?
-			InvalidFullTransactionId :
-			DatumGetFullTransactionId(slot->tts_values[Anum_instances_journal_txid - 1]);
-		row->store = kind;
-	}
+		found = lock_fetched(rel, snapshot, slot, kind, actor_id, row);
 	ExecDropSingleTupleTableSlot(slot);
 	release_table(ot);
 	UnregisterSnapshot(snapshot);
@@ -1076,6 +1084,7 @@ typedef struct KeyWalk
 	WalkId	   *ids;			/* sorted by bytes, to look entries up */
 	text	  **id_of;			/* by position */
 	int			n;
+	int			nkeys;			/* of the primary key: versions if 2 */
 	FmgrInfo   *order;			/* the index's, on actor_id */
 	Oid			collation;
 	Datum		greatest;		/* of the ids, in the index's order */
@@ -1107,7 +1116,8 @@ walk_id_cmp(const void *a, const void *b)
  * is open either way).
  */
 static bool
-walk_begin(KeyWalk *w, DirectTable *t, Datum *ids, int n, int64 above)
+walk_begin(KeyWalk *w, DirectTable *t, LOCKMODE lockmode, Datum *ids, int n,
+		   int64 above)
 {
 	Relation	index;
 	FmgrInfo   *order;
@@ -1116,9 +1126,10 @@ walk_begin(KeyWalk *w, DirectTable *t, Datum *ids, int n, int64 above)
 	int			greatest = 0;
 	ScanKeyData keys[2];
 
-	key_scan_begin(&w->ks, t, AccessShareLock, 2);
+	key_scan_begin(&w->ks, t, lockmode, Min(t->nkeys, 2));
 	index = w->ks.index;
 	w->n = n;
+	w->nkeys = t->nkeys;
 	w->done = palloc0(sizeof(bool) * Max(n, 1));
 	w->twice = palloc0(sizeof(bool) * Max(n, 1));
 	w->complete = false;
@@ -1168,9 +1179,11 @@ walk_begin(KeyWalk *w, DirectTable *t, Datum *ids, int n, int64 above)
 	w->ks.scan->xs_want_itup = true;
 	ScanKeyEntryInitialize(&keys[0], 0, 1, BTGreaterEqualStrategyNumber,
 						   InvalidOid, collation, F_TEXT_GE, ids[least]);
-	ScanKeyEntryInitialize(&keys[1], 0, 2, BTGreaterStrategyNumber,
-						   InvalidOid, InvalidOid, F_INT8GT, Int64GetDatum(above));
-	index_rescan(w->ks.scan, keys, 2, NULL, 0);
+	if (w->nkeys > 1)
+		ScanKeyEntryInitialize(&keys[1], 0, 2, BTGreaterStrategyNumber,
+							   InvalidOid, InvalidOid, F_INT8GT,
+							   Int64GetDatum(above));
+	index_rescan(w->ks.scan, keys, Min(w->nkeys, 2), NULL, 0);
 	return true;
 }
 
@@ -1229,8 +1242,9 @@ walk_next(KeyWalk *w, int *pos, int64 *version)
 			return false;
 		}
 	}
-	*version = DatumGetInt64(index_getattr(scan->xs_itup, 2, scan->xs_itupdesc,
-										   &isnull));
+	*version = w->nkeys < 2 ? 0 :
+		DatumGetInt64(index_getattr(scan->xs_itup, 2, scan->xs_itupdesc,
+									&isnull));
 	if (*pos != w->current)
 	{
 		if (w->current >= 0)
@@ -1331,7 +1345,8 @@ store_direct_scan_events_of(StoreKind kind, Datum *ids, Datum *afters,
 		last[i] = DatumGetInt64(afters[i]);
 		above = Min(above, last[i]);
 	}
-	if (walk_begin(&w, &all_tables[kind][EVENTS], ids, n, above))
+	if (walk_begin(&w, &all_tables[kind][EVENTS], AccessShareLock, ids, n,
+				   above))
 		while (walk_next(&w, &pos, &version))
 		{
 			if (pos < 0 || version <= last[pos] ||
@@ -1423,7 +1438,8 @@ store_direct_latest_snapshots(StoreKind kind, Datum *ids, Datum *uptos,
 	int64		version;
 	ScanKeyData keys[2];
 
-	if (walk_begin(&w, &all_tables[kind][SNAPSHOTS], ids, n, -1))
+	if (walk_begin(&w, &all_tables[kind][SNAPSHOTS], AccessShareLock, ids, n,
+				   -1))
 	{
 		for (;;)
 		{
@@ -1481,6 +1497,61 @@ store_direct_latest_snapshots(StoreKind kind, Datum *ids, Datum *uptos,
 			states[i] = DatumGetJsonbPCopy(slot_getattr(w.ks.slot, Anum_snapshots_state,
 														&isnull));
 		}
+	}
+	walk_end(&w);
+}
+
+/*
+ * Lock and read FOR NO KEY UPDATE the rows of the actors ids[i] not found
+ * yet (found[i] false) in the instances of one kind, as
+ * store_direct_lock_actor() does each: a walk over the chunk, then a probe
+ * of the primary key for each actor it did not settle.  found[i] says
+ * whether the row of ids[i] is in rows[i] now.  Rows are locked in key
+ * order as the walk meets them, then in the order of the arrays.
+ */
+void
+store_direct_lock_actors(StoreKind kind, Datum *ids, int n, ActorRow *rows,
+						 bool *found)
+{
+	KeyWalk		w;
+	int			pos;
+	int64		version;
+	ScanKeyData key;
+
+	if (walk_begin(&w, &all_tables[kind][INSTANCES], RowExclusiveLock, ids, n,
+				   0))
+		while (walk_next(&w, &pos, &version))
+		{
+			char	   *actor_id;
+
+			if (pos < 0 || found[pos])
+			{
+				walk_waste(&w);
+				continue;
+			}
+			if (!walk_fetch(&w))
+				continue;
+			actor_id = text_to_cstring(w.id_of[pos]);
+			found[pos] = lock_fetched(w.ks.rel, w.ks.snapshot, w.ks.slot, kind,
+									  actor_id, &rows[pos]);
+			pfree(actor_id);
+		}
+
+	walk_probes(&w, 1);
+	for (int i = 0; i < n; i++)
+	{
+		char	   *actor_id;
+
+		if (found[i] || walk_done(&w, i))
+			continue;
+		ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   w.ks.index->rd_indcollation[0], F_TEXTEQ, ids[i]);
+		index_rescan(w.ks.scan, &key, 1, NULL, 0);
+		if (!index_getnext_slot(w.ks.scan, ForwardScanDirection, w.ks.slot))
+			continue;
+		actor_id = TextDatumGetCString(ids[i]);
+		found[i] = lock_fetched(w.ks.rel, w.ks.snapshot, w.ks.slot, kind,
+								actor_id, &rows[i]);
 	}
 	walk_end(&w);
 }

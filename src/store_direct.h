@@ -44,6 +44,8 @@ extern bool store_direct_take_timer(StoreKind kind, int64 timer_id,
 									ItemPointer tid, DueTimer *timer);
 extern bool store_direct_lock_actor(StoreKind kind, const char *actor_id,
 									ActorRow *row);
+extern void store_direct_lock_actors(StoreKind kind, Datum *ids, int n,
+									 ActorRow *rows, bool *found);
 extern bool store_direct_actor_exists(StoreKind kind, const char *actor_id);
 extern void store_direct_update_actor(const char *actor_id, ActorRow *row,
 									  ActorStatus status, int64 version,
