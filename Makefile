@@ -18,6 +18,8 @@ OBJS = \
 	src/transition.o \
 	src/store.o \
 	src/store_direct.o \
+	src/store_compact.o \
+	src/store_machines.o \
 	src/store_timers.o \
 	src/memory.o \
 	src/adapter.o \

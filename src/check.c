@@ -40,6 +40,7 @@
 #include "definition.h"
 #include "registry.h"
 #include "store.h"
+#include "store_machines.h"
 #include "subtransaction.h"
 #include "transition.h"
 #include "values.h"

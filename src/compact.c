@@ -43,7 +43,7 @@
 
 #include "machine.h"
 #include "registry.h"
-#include "store.h"
+#include "store_compact.h"
 
 /* Actors compacted by one statement */
 #define COMPACT_BATCH 500

@@ -35,6 +35,7 @@
 #include "served.h"
 #include "store.h"
 #include "store_direct.h"
+#include "store_machines.h"
 #include "store_timers.h"
 
 static void refuse_actors_outside(const char *name, ArrayType *tags);

@@ -48,7 +48,7 @@
 #include "adapter.h"
 #include "definition.h"
 #include "registry.h"
-#include "store.h"
+#include "store_machines.h"
 
 /* Has the database the extension's tables (not during its own drop)? */
 static bool

@@ -28,7 +28,7 @@
 
 #include "definition.h"
 #include "registry.h"
-#include "store.h"
+#include "store_machines.h"
 
 typedef enum DiagramFormat
 {

@@ -34,6 +34,7 @@
 #include "fold.h"
 #include "registry.h"
 #include "store.h"
+#include "store_compact.h"
 #include "transition.h"
 #include "values.h"
 

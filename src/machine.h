@@ -18,8 +18,12 @@
  *					values.h
  *	 transition.c	the pure transition function shared by send, fold and
  *					simulate; transition.h
- *	 store.c		every read and write of the extension's tables, in SQL;
+ *	 store.c		the actors' rows, journals and snapshots, in SQL;
  *					store.h (store_spi.h: its SQL helpers, private to store*.c)
+ *	 store_machines.c	the rows of machines and their revisions;
+ *					store_machines.h
+ *	 store_compact.c	compaction's horizons and its removals;
+ *					store_compact.h
  *	 store_timers.c	the rows of timers and of spaced snapshots due;
  *					store_timers.h
  *	 store_direct.c	the per-send reads and writes, without the executor;

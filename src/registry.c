@@ -73,6 +73,7 @@
 #include "registry.h"
 #include "store.h"
 #include "store_direct.h"
+#include "store_machines.h"
 
 /* At most this many machines are kept compiled; past it the cache restarts */
 #define MACHINE_CACHE_SIZE 256

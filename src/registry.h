@@ -18,6 +18,7 @@
 #include "adapter.h"
 #include "definition.h"
 #include "store.h"
+#include "store_machines.h"
 
 /* A compiled machine, cached per backend */
 typedef struct CompiledMachine

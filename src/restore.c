@@ -27,6 +27,7 @@
 #include "registry.h"
 #include "send.h"
 #include "store.h"
+#include "store_compact.h"
 #include "store_direct.h"
 #include "subtransaction.h"
 #include "timers.h"

@@ -1,11 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * store.c
- *	  Every read and write of the extension's tables.
+ *	  The actors' rows, journals, snapshots and postponed events, in SQL,
+ *	  and how every module of the store runs its SQL (store_spi.h).
  *
  * The tables (see sql/machine--1.0.sql):
  *	 machine.machines	one row per machine: its latest definition
- *	 machine.revisions	every revision of every machine
+ *	 machine.revisions	every revision of every machine (both in
+ *						store_machines.c)
+ *	 machine.compactions	compaction horizons (store_compact.c)
  *	 machine.instances	one row per actor: live state, status, and the state it
  *						was spawned with (what a fold starts from)
  *	 machine.events		the journal, primary key (actor_id, version)
@@ -294,94 +297,6 @@ static SavedQuery fold_starts_query = {
 	1, {TEXTARRAYOID}
 };
 
-/*
- * The machines whose current revision names any of the functions in $1
- * (qualified names), or every machine for a NULL $1
- */
-static SavedQuery machines_using_query = {
-	"SELECT name, definition::pg_catalog.text, functions FROM machine.machines "
-	"WHERE $1 IS NULL OR functions OPERATOR(pg_catalog.&&) $1 "
-	"OR definition OPERATOR(pg_catalog.#>>) '{persistence,adapter}' IS NOT NULL "
-	"ORDER BY name",
-	1, {TEXTARRAYOID}
-};
-
-/* The functions an sql_drop event trigger sees dropped: schema, name */
-static SavedQuery dropped_functions_query = {
-	"SELECT address_names[1], address_names[2] "
-	"FROM pg_catalog.pg_event_trigger_dropped_objects() "
-	"WHERE object_type OPERATOR(pg_catalog.=) ANY ('{function,procedure}'::text[])",
-	0, {InvalidOid}
-};
-
-static SavedQuery compaction_horizon_query = {
-	"SELECT horizon FROM machine.compactions WHERE actor_id OPERATOR(pg_catalog.=) $1",
-	1, {TEXTOID}
-};
-
-/*
- * The (txid, position) up to which every subscription that delivers a
- * machine type's journal has acknowledged (before its first poll, below
- * its start): the least of them
- */
-static SavedQuery subscription_limit_query = {
-	"SELECT l.txid, l.position FROM ("
-	"  SELECT c.txid, c.position FROM machine.subscribers s "
-	"  JOIN machine.checkpoints c ON c.subscription OPERATOR(pg_catalog.=) s.name "
-	"  WHERE s.machine_type IS NULL OR s.machine_type OPERATOR(pg_catalog.=) $1 "
-	"  UNION ALL "
-	"  SELECT s.start_txid, 0 FROM machine.subscribers s "
-	"  WHERE (s.machine_type IS NULL OR s.machine_type OPERATOR(pg_catalog.=) $1) "
-	"  AND NOT EXISTS (SELECT FROM machine.checkpoints c "
-	"                  WHERE c.subscription OPERATOR(pg_catalog.=) s.name)"
-	") l ORDER BY l.txid, l.position LIMIT 1",
-	1, {TEXTOID}
-};
-
-/*
- * Compact the actors $1: each one's horizon is its latest snapshot (taken
- * before now - $2, when $2 is given) below which every journal row was
- * acknowledged by every subscription ($3, $4: the limit, or NULL), if it
- * is past the horizon it has; its journal rows up to the horizon and its
- * snapshots below it go.  Returns the rows removed, and with $5 the journal
- * rows themselves, for an archive.
- */
-static SavedQuery compact_query = {
-	"WITH w AS (SELECT i.actor_id, i.version FROM machine.instances i "
-	"           WHERE i.actor_id OPERATOR(pg_catalog.=) ANY ($1)), "
-	"a AS (SELECT w.actor_id, "
-	"        (SELECT pg_catalog.max(s.version) FROM machine.snapshots s "
-	"         WHERE s.actor_id OPERATOR(pg_catalog.=) w.actor_id "
-	"         AND ($2 IS NULL OR s.taken_at OPERATOR(pg_catalog.<=) "
-	"              (pg_catalog.now() OPERATOR(pg_catalog.-) $2)) "
-	"         AND s.version OPERATOR(pg_catalog.<=) COALESCE("
-	"             (SELECT pg_catalog.min(e.version) OPERATOR(pg_catalog.-) 1 "
-	"              FROM machine.events e "
-	"              WHERE e.actor_id OPERATOR(pg_catalog.=) w.actor_id AND $3 IS NOT NULL "
-	"              AND (e.txid OPERATOR(pg_catalog.>) $3 OR "
-	"                   (e.txid OPERATOR(pg_catalog.=) $3 AND "
-	"                    e.position OPERATOR(pg_catalog.>) $4))), "
-	"             w.version)) AS horizon "
-	"      FROM w), "
-	"h AS (SELECT a.actor_id, a.horizon FROM a "
-	"      LEFT JOIN machine.compactions c ON c.actor_id OPERATOR(pg_catalog.=) a.actor_id "
-	"      WHERE a.horizon OPERATOR(pg_catalog.>=) 1 "
-	"      AND a.horizon OPERATOR(pg_catalog.>) COALESCE(c.horizon, 0)), "
-	"gone AS (DELETE FROM machine.events ev USING h "
-	"         WHERE ev.actor_id OPERATOR(pg_catalog.=) h.actor_id "
-	"         AND ev.version OPERATOR(pg_catalog.<=) h.horizon RETURNING ev), "
-	"sn AS (DELETE FROM machine.snapshots s USING h "
-	"       WHERE s.actor_id OPERATOR(pg_catalog.=) h.actor_id "
-	"       AND s.version OPERATOR(pg_catalog.<) h.horizon RETURNING 1), "
-	"hz AS (INSERT INTO machine.compactions AS c (actor_id, horizon) "
-	"       SELECT actor_id, horizon FROM h "
-	"       ON CONFLICT (actor_id) DO UPDATE SET horizon = excluded.horizon, "
-	"       compacted_at = pg_catalog.now()) "
-	"SELECT (SELECT pg_catalog.count(*) FROM gone), (SELECT pg_catalog.count(*) FROM sn), "
-	"       CASE WHEN $5 THEN (SELECT pg_catalog.array_agg(g.ev) FROM gone g) END",
-	5, {TEXTARRAYOID, INTERVALOID, XID8OID, INT8OID, BOOLOID}
-};
-
 static SavedQuery count_actors_query = {
 	"SELECT pg_catalog.count(*) FROM machine.instances "
 	"WHERE machine OPERATOR(pg_catalog.=) $1",
@@ -404,66 +319,6 @@ static SavedQuery delete_actors_of_query = {
 	"     t AS (DELETE FROM machine.timers t USING a "
 	"           WHERE t.actor_id OPERATOR(pg_catalog.=) a.actor_id) "
 	"SELECT pg_catalog.count(*) FROM a",
-	1, {TEXTOID}
-};
-
-#define MACHINE_COLUMNS \
-	"SELECT revision, definition::pg_catalog.text, functions, machine_type, " \
-	"owner::pg_catalog.oid, defined_by::pg_catalog.oid, acl " \
-	"FROM machine.machines WHERE name OPERATOR(pg_catalog.=) $1"
-
-static SavedQuery load_machine_query[] = {
-	[ROW_NO_LOCK] = {MACHINE_COLUMNS, 1, {TEXTOID}},
-	[ROW_LOCK_SHARE] = {MACHINE_COLUMNS " FOR SHARE", 1, {TEXTOID}},
-	[ROW_LOCK_UPDATE] = {MACHINE_COLUMNS " FOR NO KEY UPDATE", 1, {TEXTOID}},
-};
-
-static SavedQuery set_machine_acl_query = {
-	"UPDATE machine.machines SET acl = $2 WHERE name OPERATOR(pg_catalog.=) $1",
-	2, {TEXTOID, ACLITEMARRAYOID}
-};
-
-/*
- * Create a machine, or replace the revision the caller checked ($7; 0 for a
- * new machine): nothing is returned when another revision got there first.
- * The owner and the privileges of an existing machine stay.
- */
-static SavedQuery upsert_machine_query = {
-	"INSERT INTO machine.machines AS m "
-	"(name, revision, definition, functions, machine_type, snapshot_spacing, "
-	" owner, defined_by) "
-	"VALUES ($1, 1, $2, $3, $4, $5, $6, $6) "
-	"ON CONFLICT (name) DO UPDATE SET "
-	"revision = m.revision OPERATOR(pg_catalog.+) 1, "
-	"definition = excluded.definition, functions = excluded.functions, "
-	"machine_type = excluded.machine_type, "
-	"snapshot_spacing = excluded.snapshot_spacing, defined_at = pg_catalog.now(), "
-	"defined_by = excluded.defined_by "
-	"WHERE m.revision OPERATOR(pg_catalog.=) $7 "
-	"RETURNING revision",
-	7, {TEXTOID, JSONBOID, TEXTARRAYOID, TEXTOID, INTERVALOID, REGROLEOID, INT4OID}
-};
-
-static SavedQuery save_revision_query = {
-	"INSERT INTO machine.revisions (machine, revision, definition, functions, defined_by) "
-	"VALUES ($1, $2, $3, $4, $5)",
-	5, {TEXTOID, INT4OID, JSONBOID, TEXTARRAYOID, REGROLEOID}
-};
-
-static SavedQuery revision_definition_query = {
-	"SELECT definition FROM machine.revisions "
-	"WHERE machine OPERATOR(pg_catalog.=) $1 AND revision OPERATOR(pg_catalog.=) $2",
-	2, {TEXTOID, INT4OID}
-};
-
-static SavedQuery machine_definition_query = {
-	"SELECT definition FROM machine.machines "
-	"WHERE name OPERATOR(pg_catalog.=) $1",
-	1, {TEXTOID}
-};
-
-static SavedQuery delete_machine_query = {
-	"DELETE FROM machine.machines WHERE name OPERATOR(pg_catalog.=) $1",
 	1, {TEXTOID}
 };
 
@@ -616,12 +471,6 @@ store_run_in_with_nulls(StoreKind kind, SavedQuery *query, Datum *values,
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	return rc;
-}
-
-static int
-run_with_nulls(SavedQuery *query, Datum *values, const char *nulls, long count)
-{
-	return store_run_in_with_nulls(STORE_TABLES, query, values, nulls, count);
 }
 
 /* Run a query on the built-in tables */
@@ -1257,8 +1106,8 @@ store_scan_events(StoreKind kind, const char *actor_id, int64 after,
 				  &scan_events_1_0_query, values, false, callback, arg);
 }
 
-static ArrayType *
-text_array(Datum *values, int n)
+ArrayType *
+store_text_array(Datum *values, int n)
 {
 	return construct_array(values, n, TEXTOID, -1, false, TYPALIGN_INT);
 }
@@ -1285,7 +1134,7 @@ store_latest_snapshots(StoreKind kind, Datum *ids, Datum *uptos, int n,
 		store_direct_latest_snapshots(kind, ids, uptos, n, states, versions);
 		return;
 	}
-	values[0] = PointerGetDatum(text_array(ids, n));
+	values[0] = PointerGetDatum(store_text_array(ids, n));
 	values[1] = PointerGetDatum(int8_array(uptos, n));
 	store_run_in(kind, &latest_snapshots_query, values, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -1314,7 +1163,7 @@ store_scan_events_of(StoreKind kind, Datum *ids, Datum *afters, Datum *uptos,
 		store_direct_scan_events_of(kind, ids, afters, uptos, n, callback, arg);
 		return;
 	}
-	values[0] = PointerGetDatum(text_array(ids, n));
+	values[0] = PointerGetDatum(store_text_array(ids, n));
 	values[1] = PointerGetDatum(int8_array(afters, n));
 	values[2] = PointerGetDatum(int8_array(uptos, n));
 	fetch_journal(kind, store_has_revisions() ? &scan_events_of_query :
@@ -1365,7 +1214,7 @@ store_fetch_actor_ids(Portal portal, int limit, MemoryContext context)
 void
 store_fold_starts(StoreKind kind, Datum *ids, int n, FoldStart *starts)
 {
-	Datum		values[1] = {PointerGetDatum(text_array(ids, n))};
+	Datum		values[1] = {PointerGetDatum(store_text_array(ids, n))};
 
 	for (int i = 0; i < n; i++)
 		starts[i].found = false;
@@ -1392,135 +1241,6 @@ store_fold_starts(StoreKind kind, Datum *ids, int n, FoldStart *starts)
 }
 
 /* How many actors a machine has, wherever they live */
-/*
- * The machines whose current revision names one of these functions (an
- * array of qualified names), or every machine for NULL: a list of
- * StoredMachine with only name, definition and functions set.
- */
-List *
-store_machines_using(ArrayType *functions)
-{
-	Datum		values[1] = {PointerGetDatum(functions)};
-	char		nulls[1] = {functions ? ' ' : 'n'};
-	List	   *result = NIL;
-
-	run_with_nulls(&machines_using_query, values, nulls, 0);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		StoredMachine *m = palloc0(sizeof(StoredMachine));
-		bool		isnull;
-
-		m->name = store_text_column(i, 1);
-		m->definition = store_text_column(i, 2);
-		m->functions = DatumGetArrayTypePCopy(store_column(i, 3, &isnull));
-		result = lappend(result, m);
-	}
-	SPI_freetuptable(SPI_tuptable);
-	return result;
-}
-
-/*
- * In an sql_drop event trigger: the qualified names of the functions the
- * command dropped, as a text array; NULL when it dropped none.
- */
-ArrayType *
-store_dropped_functions(void)
-{
-	Datum	   *names;
-	int			n = 0;
-	ArrayType  *result = NULL;
-
-	store_run(&dropped_functions_query, NULL, 0);
-	names = palloc(sizeof(Datum) * Max(SPI_processed, 1));
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		char	   *schema = store_text_column(i, 1);
-		char	   *name = store_text_column(i, 2);
-
-		if (schema && name)
-			names[n++] = CStringGetTextDatum(quote_qualified_identifier(schema, name));
-	}
-	SPI_freetuptable(SPI_tuptable);
-	if (n > 0)
-		result = text_array(names, n);
-	return result;
-}
-
-/*
- * The compaction horizon of an actor: its journal rows up to it and its
- * snapshots below it were removed; 0 when it was never compacted
- */
-int64
-store_compaction_horizon(StoreKind kind, const char *actor_id)
-{
-	Datum		values[1] = {CStringGetTextDatum(actor_id)};
-	int64		horizon = 0;
-
-	if (kind != STORE_TABLES || !store_has_compactions())
-		return 0;
-	store_run(&compaction_horizon_query, values, 1);
-	if (SPI_processed == 1)
-		horizon = store_int8_column(0, 1);
-	SPI_freetuptable(SPI_tuptable);
-	return horizon;
-}
-
-/*
- * The (txid, position) below which every subscription that delivers the
- * machine type has acknowledged the journal; false when none delivers it
- */
-bool
-store_subscription_limit(const char *machine_type, Datum *txid,
-						 int64 *position)
-{
-	Datum		values[1] = {CStringGetTextDatum(machine_type)};
-	bool		isnull;
-	bool		found;
-
-	store_run(&subscription_limit_query, values, 1);
-	found = SPI_processed == 1;
-	if (found)
-	{
-		*txid = datumCopy(store_column(0, 1, &isnull), FLOAT8PASSBYVAL, 8);
-		*position = store_int8_column(0, 2);
-	}
-	SPI_freetuptable(SPI_tuptable);
-	return found;
-}
-
-/*
- * Compact a batch of actors (see compact_query); keep NULL for none, txid
- * without has_limit for no subscription.  The counts go to *events and
- * *snapshots; with want_rows, the removed journal rows as an array of
- * machine.events (in the current memory context), or NULL when there were
- * none.
- */
-Datum
-store_compact(Datum *ids, int n, Interval *keep, bool has_limit, Datum txid,
-			  int64 position, bool want_rows, int64 *events, int64 *snapshots,
-			  bool *rows_null)
-{
-	Datum		values[5] = {
-		PointerGetDatum(text_array(ids, n)),
-		PointerGetDatum(keep),
-		txid,
-		Int64GetDatum(position),
-		BoolGetDatum(want_rows),
-	};
-	char		nulls[5] = {' ', keep ? ' ' : 'n', has_limit ? ' ' : 'n',
-		has_limit ? ' ' : 'n', ' '};
-	Datum		rows;
-
-	run_with_nulls(&compact_query, values, nulls, 1);
-	*events = store_int8_column(0, 1);
-	*snapshots = store_int8_column(0, 2);
-	rows = store_column(0, 3, rows_null);
-	if (!*rows_null)
-		rows = datumCopy(rows, false, -1);
-	SPI_freetuptable(SPI_tuptable);
-	return rows;
-}
-
 int64
 store_count_actors(const char *machine)
 {
@@ -1562,115 +1282,6 @@ store_delete_actors_of(const char *machine)
 			store_run_in((StoreKind) kind, &delete_postponed_of_query, values, 0);
 		store_run_in((StoreKind) kind, &delete_actors_of_query, values, 1);
 	}
-}
-
-/* The stored row of a machine, optionally locked; false when there is none */
-bool
-store_load_machine(const char *name, RowLock lock, StoredMachine *stored)
-{
-	Datum		values[1] = {CStringGetTextDatum(name)};
-	bool		isnull;
-	Datum		acl;
-
-	store_run(&load_machine_query[lock], values, 1);
-	if (SPI_processed == 0)
-		return false;
-	stored->revision = DatumGetInt32(store_column(0, 1, &isnull));
-	stored->definition = store_text_column(0, 2);
-	stored->functions = DatumGetArrayTypePCopy(store_column(0, 3, &isnull));
-	stored->machine_type = store_text_column(0, 4);
-	stored->owner = DatumGetObjectId(store_column(0, 5, &isnull));
-	stored->defined_by = DatumGetObjectId(store_column(0, 6, &isnull));
-	acl = store_column(0, 7, &isnull);
-	stored->acl = isnull ? NULL : DatumGetAclPCopy(acl);
-	SPI_freetuptable(SPI_tuptable);
-	return true;
-}
-
-/* Replace the privileges of a machine the caller locked */
-void
-store_set_machine_acl(const char *name, Acl *acl)
-{
-	Datum		values[2] = {CStringGetTextDatum(name), PointerGetDatum(acl)};
-
-	store_run(&set_machine_acl_query, values, 0);
-}
-
-/*
- * Insert a machine owned by the current role, or replace revision
- * "replaces" of it (0: none), as defined by the current role; returns the
- * new revision, or 0 when "replaces" was not the latest.  snapshot_spacing
- * is in microseconds, or 0 for a schedule that is not "spaced".
- */
-int32
-store_save_machine(const char *name, int32 replaces, Jsonb *definition,
-				   ArrayType *functions, const char *machine_type,
-				   int64 snapshot_spacing)
-{
-	Datum		values[7] = {
-		CStringGetTextDatum(name),
-		JsonbPGetDatum(definition),
-		PointerGetDatum(functions),
-		CStringGetTextDatum(machine_type),
-		IntervalPGetDatum(store_interval(snapshot_spacing)),
-		ObjectIdGetDatum(GetUserId()),
-		Int32GetDatum(replaces),
-	};
-	char		nulls[7] = {' ', ' ', ' ', ' ', snapshot_spacing > 0 ? ' ' : 'n', ' ', ' '};
-	bool		isnull;
-	int32		revision;
-
-	run_with_nulls(&upsert_machine_query, values, nulls, 1);
-	if (SPI_processed == 0)
-		return 0;
-	revision = DatumGetInt32(store_column(0, 1, &isnull));
-	SPI_freetuptable(SPI_tuptable);
-	if (store_has_revisions())
-	{
-		Datum		keep[5] = {
-			CStringGetTextDatum(name),
-			Int32GetDatum(revision),
-			JsonbPGetDatum(definition),
-			PointerGetDatum(functions),
-			ObjectIdGetDatum(GetUserId()),
-		};
-
-		store_run(&save_revision_query, keep, 0);
-	}
-	return revision;
-}
-
-/* The definition of a machine at a revision, or NULL */
-Jsonb *
-store_revision_definition(const char *name, int32 revision)
-{
-	Datum		values[2] = {CStringGetTextDatum(name), Int32GetDatum(revision)};
-
-	store_run(&revision_definition_query, values, 1);
-	if (SPI_processed == 0)
-		return NULL;
-	return store_jsonb_column(0, 1);
-}
-
-/* The stored definition of a machine, or NULL */
-Jsonb *
-store_machine_definition(const char *name)
-{
-	Datum		values[1] = {CStringGetTextDatum(name)};
-
-	store_run(&machine_definition_query, values, 1);
-	if (SPI_processed == 0)
-		return NULL;
-	return store_jsonb_column(0, 1);
-}
-
-bool
-store_delete_machine(const char *name)
-{
-	Datum		values[1] = {CStringGetTextDatum(name)};
-
-	store_run(&delete_machine_query, values, 0);
-	return SPI_processed == 1;
 }
 
 /*

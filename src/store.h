@@ -88,12 +88,6 @@ extern void store_set_status(StoreKind kind, const char *actor_id,
 extern bool store_delete_actor(StoreKind kind, const char *actor_id);
 extern bool store_has_revisions(void);
 extern bool store_has_compactions(void);
-extern int64 store_compaction_horizon(StoreKind kind, const char *actor_id);
-extern bool store_subscription_limit(const char *machine_type, Datum *txid,
-									 int64 *position);
-extern Datum store_compact(Datum *ids, int n, Interval *keep, bool has_limit,
-						   Datum txid, int64 position, bool want_rows,
-						   int64 *events, int64 *snapshots, bool *rows_null);
 extern int64 store_find_idempotency_key(StoreKind kind, const char *actor_id,
 										const char *key);
 extern void store_append_event(StoreKind kind, const char *actor_id,
@@ -153,32 +147,6 @@ extern void store_delete_actors_of(const char *machine);
 extern List *store_actor_ids_of(const char *machine);
 extern List *store_stopped_of_type(const char *machine_type);
 
-/* Rows of machine.machines */
-typedef struct StoredMachine
-{
-	char	   *name;			/* set by store_machines_using() only */
-	int32		revision;
-	char	   *definition;		/* canonical JSON text */
-	ArrayType  *functions;		/* qualified names, parallel to the
-								 * compiled definition's functions */
-	char	   *machine_type;
-	Oid			owner;
-	Oid			defined_by;
-	Acl		   *acl;
-} StoredMachine;
-
-extern bool store_load_machine(const char *name, RowLock lock,
-							   StoredMachine *stored);
-extern int32 store_save_machine(const char *name, int32 replaces,
-								Jsonb *definition, ArrayType *functions,
-								const char *machine_type,
-								int64 snapshot_spacing);
-extern void store_set_machine_acl(const char *name, Acl *acl);
-extern Jsonb *store_machine_definition(const char *name);
-extern Jsonb *store_revision_definition(const char *name, int32 revision);
-extern bool store_delete_machine(const char *name);
-extern List *store_machines_using(ArrayType *functions);
-extern ArrayType *store_dropped_functions(void);
 extern List *store_actors_outside(const char *machine, ArrayType *tags);
 
 /* Events postponed by their actor's state */

@@ -13,6 +13,7 @@
 #include "machine.h"
 
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/jsonb.h"
 
 typedef struct SavedQuery
@@ -34,6 +35,7 @@ extern char *store_text_column(int row, int col);
 extern Jsonb *store_jsonb_column(int row, int col);
 extern int64 store_int8_column(int row, int col);
 extern Interval *store_interval(int64 us);
+extern ArrayType *store_text_array(Datum *values, int n);
 extern bool store_snapshots_listed(void);
 
 #endif							/* MACHINE_STORE_SPI_H */
