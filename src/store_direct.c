@@ -1020,6 +1020,110 @@ store_direct_arm_timer(StoreKind kind, const char *actor_id, int64 version,
 }
 
 /*
+ * Delete a timer's row as DELETE does: a row another transaction changes
+ * is waited for; then, in READ COMMITTED, its newest version is deleted if
+ * it is still the actor's, and under REPEATABLE READ or SERIALIZABLE the
+ * change is a serialization failure.
+ */
+static void
+delete_timer_row(Relation rel, ItemPointer tid, Snapshot snapshot,
+				 TupleTableSlot *slot, const char *actor_id)
+{
+	ItemPointerData current = *tid;
+
+	for (;;)
+	{
+		TM_FailureData tmfd;
+		TM_Result	result;
+		bool		isnull;
+		char	   *owner;
+
+		result = table_tuple_delete(rel, &current, GetCurrentCommandId(true),
+									snapshot, InvalidSnapshot, true, &tmfd,
+									false);
+		switch (result)
+		{
+			case TM_Ok:
+			case TM_SelfModified:
+				return;
+			case TM_Deleted:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent delete")));
+				return;
+			case TM_Updated:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent update")));
+				current = tmfd.ctid;
+				if (table_tuple_lock(rel, &current, snapshot, slot,
+									 GetCurrentCommandId(true),
+									 LockTupleExclusive, LockWaitBlock,
+									 TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+									 &tmfd) != TM_Ok)
+					return;
+				owner = TextDatumGetCString(slot_getattr(slot, Anum_timers_actor_id,
+														 &isnull));
+				if (strcmp(owner, actor_id) != 0)
+					return;
+				current = slot->tts_tid;
+				break;
+			default:
+				elog(ERROR, "unexpected table_tuple_delete status: %u", result);
+		}
+	}
+}
+
+/*
+ * Cancel an actor's timers: delete its rows as DELETE ... WHERE actor_id =
+ * $1 does, through the unique index that leads with actor_id.  False when
+ * the table has no such index: the caller then runs the SQL.
+ */
+bool
+store_direct_cancel_timers(StoreKind kind, const char *actor_id)
+{
+	OpenTable	local;
+	OpenTable  *ot;
+	Relation	index = NULL;
+	Snapshot	snapshot;
+	TupleTableSlot *slot;
+	TupleTableSlot *locked;
+	IndexScanDesc scan;
+	ScanKeyData key;
+
+	ot = use_table(kind, TIMERS, true, &local);
+	for (int i = 0; i < ot->nindexes && index == NULL; i++)
+		if (ot->indexes[i]->rd_index->indisunique &&
+			ot->indexes[i]->rd_index->indkey.values[0] == Anum_timers_actor_id)
+			index = ot->indexes[i];
+	if (index == NULL)
+	{
+		release_table(ot);
+		return false;
+	}
+
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	slot = table_slot_create(ot->rel, NULL);
+	locked = table_slot_create(ot->rel, NULL);
+	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[0], F_TEXTEQ,
+						   CStringGetTextDatum(actor_id));
+	scan = index_beginscan(ot->rel, index, snapshot, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+		delete_timer_row(ot->rel, &slot->tts_tid, snapshot, locked, actor_id);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(locked);
+	ExecDropSingleTupleTableSlot(slot);
+	release_table(ot);
+	UnregisterSnapshot(snapshot);
+	return true;
+}
+
+/*
  * An index scan of a table's primary key, with a snapshot that sees what
  * this transaction did so far (as SPI gives a volatile function).
  */

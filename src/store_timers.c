@@ -225,8 +225,12 @@ store_arm_timer(StoreKind kind, const char *actor_id, int64 version, int seq,
 void
 store_cancel_timers(StoreKind kind, const char *actor_id)
 {
-	Datum		values[1] = {CStringGetTextDatum(actor_id)};
+	Datum		values[1];
 
+	if (store_direct_usable(kind, DIRECT_TIMERS) &&
+		store_direct_cancel_timers(kind, actor_id))
+		return;
+	values[0] = CStringGetTextDatum(actor_id);
 	store_run_in(kind, &cancel_timers_query, values, 0);
 }
 
