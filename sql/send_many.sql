@@ -50,6 +50,36 @@ SELECT * FROM machine_send_many(
 SELECT actor_id, version, state FROM machine.instances WHERE actor_id LIKE 't-%' ORDER BY actor_id;
 SELECT count(*) AS journal_rows FROM machine.events WHERE actor_id LIKE 't-%';
 
+-- the tables that sends write stay open until the transaction ends: an
+-- exception block that rolls back the sends that opened them leaves them
+-- usable, DDL on them in the same transaction finds them free, and an index
+-- created between two sends gets the second one's rows
+DO $$
+BEGIN
+	BEGIN
+		PERFORM machine_send('t-1', '{"_tag": "Add", "amount": 1}');
+		PERFORM machine_send('t-1', '{"_tag": "Add", "amount": "x"}');
+	EXCEPTION WHEN OTHERS THEN
+		RAISE NOTICE 'rolled back: %', SQLERRM;
+	END;
+	PERFORM machine_send('t-1', '{"_tag": "Add", "amount": 10}');
+END $$;
+BEGIN;
+SELECT count(*) FROM machine_send_many(ARRAY['t-1', 't-3'],
+	ARRAY['{"_tag": "Add", "amount": 1}', '{"_tag": "Add", "amount": 1}']::jsonb[]);
+CREATE INDEX events_by_time ON machine.events (recorded_at, actor_id);
+SELECT count(*) FROM machine_send_many(ARRAY['t-1', 't-3'],
+	ARRAY['{"_tag": "Add", "amount": 1}', '{"_tag": "Add", "amount": 1}']::jsonb[]);
+SET LOCAL enable_seqscan = off;
+SET LOCAL enable_bitmapscan = off;
+SELECT count(*) AS indexed_rows FROM machine.events
+WHERE recorded_at >= '-infinity' AND actor_id LIKE 't-%';
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+SELECT count(*) AS journal_rows FROM machine.events WHERE actor_id LIKE 't-%';
+ROLLBACK;
+SELECT actor_id, version, state FROM machine.instances WHERE actor_id LIKE 't-%' ORDER BY actor_id;
+
 -- an empty batch is no work
 SELECT count(*) FROM machine_send_many('{}', '{}');
 

@@ -21,6 +21,7 @@
 #include "registry.h"
 #include "send.h"
 #include "served.h"
+#include "store_direct.h"
 #include "subscriptions.h"
 #include "worker.h"
 
@@ -41,4 +42,5 @@ _PG_init(void)
 		machine_register_launcher();
 	registry_init();
 	subscriptions_init();
+	store_direct_init();
 }

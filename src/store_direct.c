@@ -52,6 +52,7 @@
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
 #include "storage/lmgr.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
@@ -161,20 +162,28 @@ typedef struct OpenTable
 } OpenTable;
 
 /*
- * A scope of sends: the outermost machine_send, or all the items of a
- * machine_send_many.  Opening a table and its indexes and building their
- * IndexInfo costs about as much as the HOT update of a live row, so within
- * a scope the journal and the live rows' tables stay open from their first
- * use to the scope's end.  They are opened for the resource owner current
- * when the scope began, so that a subtransaction aborting inside the scope
- * (machine_send_many's 'report' mode) releases neither them nor their
- * locks.  A relcache invalidation of a table (an index created by a
- * handler, say) makes its next use open it again.
+ * Tables kept open.  Opening a table and its indexes and building their
+ * IndexInfo costs about as much as the HOT update of a live row, so the
+ * tables a send writes (inside a scope of sends: a machine_send, the items
+ * of a machine_send_many, a maintenance batch) stay open from their first
+ * use to the end of the transaction, as the locks taken on them do anyway.
+ * A statement that sends to many actors, or a transaction of many sends,
+ * opens them once.
+ *
+ * They are opened for the top transaction's resource owner, so that a
+ * subtransaction that aborts (machine_send_many's 'report' mode, a
+ * PL/pgSQL exception block) releases neither them nor their locks; they
+ * are closed before the transaction commits, and forgotten when it aborts
+ * (its resource owner closes them).  A utility statement closes them
+ * first, so that DDL on the tables (DROP EXTENSION, ALTER TABLE) does not
+ * find them in use.  A relcache invalidation of a table (an index created
+ * by a handler, say) makes its next use open it again.
  */
 static int	scope_depth = 0;
-static ResourceOwner scope_owner = NULL;
 static MemoryContext scope_context = NULL;
 static OpenTable scope_tables[STORE_NKINDS][NTABLES];
+static bool scope_tables_open = false;
+static ProcessUtility_hook_type prev_process_utility = NULL;
 
 /*
  * Open a table of the direct path by its remembered OID.  A DROP EXTENSION
@@ -441,7 +450,7 @@ as_scope_owner(OpenTable *ot, DirectTable *t, bool with_indexes, bool close)
 	ResourceOwner save = CurrentResourceOwner;
 	MemoryContext old = MemoryContextSwitchTo(scope_context);
 
-	CurrentResourceOwner = scope_owner;
+	CurrentResourceOwner = TopTransactionResourceOwner;
 	PG_TRY();
 	{
 		if (close)
@@ -451,6 +460,7 @@ as_scope_owner(OpenTable *ot, DirectTable *t, bool with_indexes, bool close)
 		}
 		else if (ot->rel == NULL)
 		{
+			scope_tables_open = true;
 			open_table(t, ot, with_indexes);
 			ot->kept = true;
 		}
@@ -507,39 +517,84 @@ release_table(OpenTable *ot)
 }
 
 /*
- * Begin a scope of sends; scopes nest, and only the outermost keeps
- * tables.
+ * Close the tables kept open ("close"), or only forget them (the
+ * transaction aborts, and its resource owner closes them).
  */
-void
-store_direct_begin_scope(void)
+static void
+release_kept_tables(bool close)
 {
-	if (scope_depth++ > 0)
+	if (!scope_tables_open)
 		return;
-	if (scope_context == NULL)
-		scope_context = AllocSetContextCreate(TopMemoryContext,
-											  "machine open tables",
-											  ALLOCSET_SMALL_SIZES);
-	scope_owner = CurrentResourceOwner;
-	memset(scope_tables, 0, sizeof(scope_tables));
-}
-
-/*
- * End a scope.  After an error ("failed") the tables are only forgotten:
- * the abort of the (sub)transaction that owns them closes them.
- */
-void
-store_direct_end_scope(bool failed)
-{
-	if (--scope_depth > 0)
-		return;
-	if (!failed)
+	if (close)
 		for (int k = 0; k < STORE_NKINDS; k++)
 			for (int i = 0; i < NTABLES; i++)
 				if (scope_tables[k][i].rel != NULL)
 					as_scope_owner(&scope_tables[k][i], NULL, false, true);
 	memset(scope_tables, 0, sizeof(scope_tables));
-	scope_owner = NULL;
+	scope_tables_open = false;
 	MemoryContextReset(scope_context);
+}
+
+static void
+store_direct_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			release_kept_tables(true);
+			break;
+		default:
+			release_kept_tables(false);
+			scope_depth = 0;
+			break;
+	}
+}
+
+static void
+store_direct_process_utility(PlannedStmt *pstmt, const char *queryString,
+							 bool readOnlyTree, ProcessUtilityContext context,
+							 ParamListInfo params, QueryEnvironment *queryEnv,
+							 DestReceiver *dest, QueryCompletion *qc)
+{
+	release_kept_tables(true);
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context,
+							 params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+/* At load: the hooks that close the tables kept open */
+void
+store_direct_init(void)
+{
+	scope_context = AllocSetContextCreate(TopMemoryContext,
+										  "machine open tables",
+										  ALLOCSET_SMALL_SIZES);
+	RegisterXactCallback(store_direct_xact_callback, NULL);
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = store_direct_process_utility;
+}
+
+/* Begin a scope of sends: tables used in it are kept open (see above) */
+void
+store_direct_begin_scope(void)
+{
+	scope_depth++;
+}
+
+/*
+ * End a scope.  The tables stay open, after an error ("failed") too: the
+ * top transaction owns them.
+ */
+void
+store_direct_end_scope(bool failed)
+{
+	if (scope_depth > 0)
+		scope_depth--;
 }
 
 /*
