@@ -1220,14 +1220,16 @@ key_scan_end(KeyScan *ks)
  * chunk's actors are near each other in the key, as restore_all's and a
  * check's chunks are (runs of ids in key order): then a descent, a dozen
  * thousand instructions, becomes the reading of an actor's few entries.
- * Entries it reads in vain (other actors' in the range, or versions not
- * wanted) have a budget; a walk that spends it stops, and the actors it did
- * not finish are probed one by one, as without it; so does a walk that
- * reads many entries of one actor in vain (a long journal before the
- * snapshot, many snapshots).  Actors whose id comes twice in the chunk are
- * always probed.
+ * An entry read in vain (another actor's in the range, or a version not
+ * wanted) costs about a seventh of a descent, so a walk stops once it has
+ * read more of them than WALK_WASTE_PER_ACTOR for each actor it reached
+ * (beyond a first WALK_RUN_LIMIT), or more than WALK_RUN_LIMIT within one
+ * actor's entries (a long journal below the snapshot, many snapshots); the
+ * actors it did not finish are then probed one by one, as without it.  A
+ * chunk scattered among other actors thus costs little more than probes.
+ * Actors whose id comes twice in the chunk are always probed.
  */
-#define WALK_BUDGET_PER_ACTOR 8
+#define WALK_WASTE_PER_ACTOR 4
 #define WALK_RUN_LIMIT 32		/* entries in vain within one actor's */
 
 typedef struct WalkId
@@ -1251,8 +1253,13 @@ typedef struct KeyWalk
 	bool	   *twice;			/* by position: its id comes twice */
 	bool		complete;		/* the walk reached the end of its range */
 	int			current;		/* position of the latest entry, or -1 */
-	int64		budget;			/* entries that may yet be read in vain */
-	int			run_waste;		/* entries read in vain in this actor's */
+	bool		stopped;		/* read too many entries in vain */
+	int			reached;		/* actors the walk met entries of */
+	int64		waste;			/* entries read in vain */
+	int			run_waste;		/* of them, in this actor's */
+	text	   *inside;			/* the latest other actor's id, known to be
+								 * within the range (a copy), or NULL */
+	Size		inside_size;	/* allocated for it */
 } KeyWalk;
 
 /* Order of ids by their bytes (not the index's; only to look them up) */
@@ -1269,7 +1276,7 @@ walk_id_cmp(const void *a, const void *b)
 }
 
 /*
- * Begin a walk over ids[0..n-1] in a table's primary key, with a budget,
+ * Begin a walk over ids[0..n-1] in a table's primary key,
  * seeing only entries whose version is above "above"; false when there is
  * nothing to walk (then only probes are made, with the scan of w->ks, which
  * is open either way).
@@ -1293,8 +1300,12 @@ walk_begin(KeyWalk *w, DirectTable *t, LOCKMODE lockmode, Datum *ids, int n,
 	w->twice = palloc0(sizeof(bool) * Max(n, 1));
 	w->complete = false;
 	w->current = -1;
-	w->budget = (int64) WALK_BUDGET_PER_ACTOR * n;
+	w->stopped = false;
+	w->reached = 0;
+	w->waste = 0;
 	w->run_waste = 0;
+	w->inside = NULL;
+	w->inside_size = 0;
 	collation = index->rd_indcollation[0];
 	/* entries are matched to ids byte for byte, as equal ids are then */
 	if (n < 2 || !get_collation_isdeterministic(collation))
@@ -1354,10 +1365,25 @@ walk_id_equal(const text *x, const text *y)
 		memcmp(VARDATA_ANY(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(x)) == 0;
 }
 
+/* Remember another actor's id as within the range (entries are the scan's) */
+static void
+walk_inside(KeyWalk *w, const text *id)
+{
+	Size		size = VARSIZE_ANY(id);
+
+	if (size > w->inside_size)
+	{
+		w->inside_size = Max(size, 64);
+		w->inside = w->inside ? repalloc(w->inside, w->inside_size) :
+			palloc(w->inside_size);
+	}
+	memcpy(w->inside, id, size);
+}
+
 /*
  * The next index entry of the walk: the position of its actor in the chunk
  * (-1 for another actor's, or an id that comes twice) and its version; false
- * at the end of the range or of the budget.  Walking past an actor marks it
+ * at the end of the range or when the walk stopped.  Walking past an actor marks it
  * done; the end of the range marks the last one done too.
  */
 static bool
@@ -1365,10 +1391,10 @@ walk_next(KeyWalk *w, int *pos, int64 *version)
 {
 	IndexScanDesc scan = w->ks.scan;
 	WalkId		key;
-	WalkId	   *found;
+	WalkId	   *found = NULL;
 	bool		isnull;
 
-	if (w->budget < 0)
+	if (w->stopped)
 		return false;
 	CHECK_FOR_INTERRUPTS();
 	if (index_getnext_tid(scan, ForwardScanDirection) == NULL)
@@ -1388,8 +1414,9 @@ walk_next(KeyWalk *w, int *pos, int64 *version)
 	{
 		found = bsearch(&key, w->ids, w->n, sizeof(WalkId), walk_id_cmp);
 		*pos = found == NULL || found->twice ? -1 : found->pos;
-		/* past the greatest id: the end of the range */
+		/* past the greatest id: the end of the range (once per other id) */
 		if (found == NULL &&
+			(w->inside == NULL || !walk_id_equal(key.id, w->inside)) &&
 			DatumGetInt32(FunctionCall2Coll(w->order, w->collation,
 											PointerGetDatum(key.id),
 											w->greatest)) > 0)
@@ -1410,6 +1437,11 @@ walk_next(KeyWalk *w, int *pos, int64 *version)
 			w->done[w->current] = true;
 		w->current = *pos;
 		w->run_waste = 0;
+		if (*pos >= 0)
+			w->reached++;
+		/* an id within the range: its other entries are too */
+		if (*pos < 0 && found == NULL)
+			walk_inside(w, key.id);
 	}
 	return true;
 }
@@ -1444,9 +1476,10 @@ walk_fetch(KeyWalk *w)
 static void
 walk_waste(KeyWalk *w)
 {
-	w->budget--;
-	if (++w->run_waste > WALK_RUN_LIMIT)
-		w->budget = -1;
+	w->waste++;
+	if (++w->run_waste > WALK_RUN_LIMIT ||
+		w->waste > WALK_RUN_LIMIT + (int64) WALK_WASTE_PER_ACTOR * w->reached)
+		w->stopped = true;
 }
 
 static void
