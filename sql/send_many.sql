@@ -80,6 +80,23 @@ SELECT count(*) AS journal_rows FROM machine.events WHERE actor_id LIKE 't-%';
 ROLLBACK;
 SELECT actor_id, version, state FROM machine.instances WHERE actor_id LIKE 't-%' ORDER BY actor_id;
 
+-- a send looks for the live row where the transaction last saw it, and
+-- searches the key when another version of the row has replaced it, or
+-- the actor was deleted and spawned again
+BEGIN;
+SELECT count(*) FROM machine_send_many(ARRAY['t-1', 't-3'],
+	ARRAY['{"_tag": "Add", "amount": 1}', '{"_tag": "Add", "amount": 1}']::jsonb[]);
+UPDATE machine.instances SET last_activity_at = now() WHERE actor_id = 't-1';
+SELECT machine_delete('t-3');
+SELECT machine_spawn('t-3', 'tab', '{"total": 100}') IS NOT NULL AS spawned;
+SELECT machine_send('t-1', '{"_tag": "Add", "amount": 1}');
+SELECT machine_send('t-3', '{"_tag": "Add", "amount": 1}');
+SELECT * FROM machine_send_many(ARRAY['t-1', 't-3', 't-1'],
+	ARRAY['{"_tag": "Add", "amount": 1}', '{"_tag": "Add", "amount": 1}',
+		  '{"_tag": "Add", "amount": 1}']::jsonb[]);
+SELECT actor_id, version, state FROM machine.instances WHERE actor_id IN ('t-1', 't-3') ORDER BY actor_id;
+ROLLBACK;
+
 -- an empty batch is no work
 SELECT count(*) FROM machine_send_many('{}', '{}');
 

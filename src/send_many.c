@@ -270,6 +270,9 @@ machine_send_many(PG_FUNCTION_ARGS)
 	store_direct_begin_scope();
 	PG_TRY();
 	{
+		for (int k = 0; k < store_kinds(); k++)
+			if (store_direct_usable((StoreKind) k, DIRECT_INSTANCES))
+				store_direct_find_actors((StoreKind) k, ids, n);
 		if (report)
 			send_reporting(&batch);
 		else

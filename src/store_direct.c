@@ -56,6 +56,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -183,6 +184,33 @@ static int	scope_depth = 0;
 static MemoryContext scope_context = NULL;
 static OpenTable scope_tables[STORE_NKINDS][NTABLES];
 static bool scope_tables_open = false;
+
+/*
+ * Where the live row of an actor was last seen in this transaction, while
+ * the tables are kept open: a send finds the row there with one heap fetch
+ * instead of a descent of the primary key (a dozen thousand instructions,
+ * more once the actor's HOT chain grows).  A hint is only a guess: the row
+ * is taken only if the snapshot sees the version at that place and it is
+ * the actor's, else the key is searched as without it.  An MVCC snapshot
+ * sees one version of a row, so a version it sees is the one the key
+ * would find.  Keyed by a hash of the id; a collision only costs the
+ * search.  Bounded; dropped with the kept tables.
+ */
+typedef struct TidHintKey
+{
+	uint32		hash;
+	int32		kind;
+} TidHintKey;
+
+typedef struct TidHint
+{
+	TidHintKey	key;
+	ItemPointerData tid;
+} TidHint;
+
+#define MAX_TID_HINTS 65536
+
+static HTAB *tid_hints = NULL;
 static ProcessUtility_hook_type prev_process_utility = NULL;
 
 /*
@@ -491,7 +519,14 @@ use_table(StoreKind kind, DirectTableId id, bool with_indexes,
 		return local;
 	}
 	if (ot->rel != NULL && ot->stale)
+	{
 		as_scope_owner(ot, NULL, false, true);
+		if (tid_hints != NULL)
+		{
+			hash_destroy(tid_hints);
+			tid_hints = NULL;
+		}
+	}
 	if (ot->rel == NULL || (with_indexes && !ot->indexes_open))
 		as_scope_owner(ot, &all_tables[kind][id], with_indexes, false);
 	return ot;
@@ -532,7 +567,81 @@ release_kept_tables(bool close)
 					as_scope_owner(&scope_tables[k][i], NULL, false, true);
 	memset(scope_tables, 0, sizeof(scope_tables));
 	scope_tables_open = false;
+	tid_hints = NULL;
 	MemoryContextReset(scope_context);
+}
+
+static TidHintKey
+tid_hint_key(StoreKind kind, const char *actor_id, int len)
+{
+	TidHintKey	key;
+
+	memset(&key, 0, sizeof(key));
+	key.hash = hash_bytes((const unsigned char *) actor_id, len);
+	key.kind = kind;
+	return key;
+}
+
+/* Remember where an actor's live row is, while the tables are kept open */
+static void
+remember_tid(StoreKind kind, const char *actor_id, int len, ItemPointer tid)
+{
+	TidHintKey	key;
+	TidHint    *hint;
+
+	if (!scope_tables_open || scope_tables[kind][INSTANCES].rel == NULL)
+		return;
+	if (tid_hints == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(TidHintKey);
+		ctl.entrysize = sizeof(TidHint);
+		ctl.hcxt = scope_context;
+		tid_hints = hash_create("machine live row places", 256, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	key = tid_hint_key(kind, actor_id, len);
+	if (hash_get_num_entries(tid_hints) >= MAX_TID_HINTS)
+	{
+		hint = hash_search(tid_hints, &key, HASH_FIND, NULL);
+		if (hint == NULL)
+			return;
+	}
+	else
+		hint = hash_search(tid_hints, &key, HASH_ENTER, NULL);
+	hint->tid = *tid;
+}
+
+/*
+ * Fetch an actor's row from where it was last seen, if the snapshot sees
+ * it there; the slot holds it
+ */
+static bool
+fetch_by_hint(Relation rel, StoreKind kind, Snapshot snapshot,
+			  const char *actor_id, TupleTableSlot *slot)
+{
+	TidHintKey	key;
+	TidHint    *hint;
+	ItemPointerData tid;
+	bool		isnull;
+	text	   *id;
+
+	if (tid_hints == NULL)
+		return false;
+	key = tid_hint_key(kind, actor_id, strlen(actor_id));
+	hint = hash_search(tid_hints, &key, HASH_FIND, NULL);
+	if (hint == NULL)
+		return false;
+	tid = hint->tid;
+	if (!table_tuple_fetch_row_version(rel, &tid, snapshot, slot))
+		return false;
+	id = DatumGetTextPP(slot_getattr(slot, Anum_instances_actor_id, &isnull));
+	if (VARSIZE_ANY_EXHDR(id) == strlen(actor_id) &&
+		memcmp(VARDATA_ANY(id), actor_id, VARSIZE_ANY_EXHDR(id)) == 0)
+		return true;
+	ExecClearTuple(slot);
+	return false;
 }
 
 static void
@@ -763,7 +872,9 @@ store_direct_lock_actor(StoreKind kind, const char *actor_id, ActorRow *row)
 	rel = ot->rel;
 	slot = table_slot_create(rel, NULL);
 
-	if (ot->kept)
+	if (ot->kept && fetch_by_hint(rel, kind, snapshot, actor_id, slot))
+		found = true;
+	else if (ot->kept)
 	{
 		Relation	index = open_pkey(ot, t);
 		ScanKeyData keys[1];
@@ -779,6 +890,8 @@ store_direct_lock_actor(StoreKind kind, const char *actor_id, ActorRow *row)
 		found = fetch_by_pkey(rel, t, snapshot, actor_id, 0, slot);
 	if (found)
 		found = lock_fetched(rel, snapshot, slot, kind, actor_id, row);
+	if (found && ot->kept)
+		remember_tid(kind, actor_id, strlen(actor_id), &row->tid);
 	ExecDropSingleTupleTableSlot(slot);
 	release_table(ot);
 	UnregisterSnapshot(snapshot);
@@ -958,6 +1071,8 @@ store_direct_update_actor(const char *actor_id, ActorRow *row,
 		(void) insert_index_entries(ot, slot, true, false);
 	}
 	row->tid = slot->tts_tid;
+	if (ot->kept)
+		remember_tid(row->store, actor_id, strlen(actor_id), &row->tid);
 
 	ExecDropSingleTupleTableSlot(slot);
 	release_table(ot);
@@ -1486,6 +1601,43 @@ static void
 walk_end(KeyWalk *w)
 {
 	key_scan_end(&w->ks);
+}
+
+/*
+ * Note where the live rows of ids[0..n-1] are, with one walk of the
+ * primary key, for the sends to them that follow in this transaction
+ * (their ids sorted, a batch's actors are mostly near each other in the
+ * key).  Only inside a scope of sends, whose tables the notes live with.
+ */
+void
+store_direct_find_actors(StoreKind kind, Datum *ids, int n)
+{
+	KeyWalk		w;
+	int			pos;
+	int64		version;
+	bool	   *seen;
+
+	if (scope_depth == 0 || n < 2)
+		return;
+	(void) use_table(kind, INSTANCES, false, NULL);
+	seen = palloc0(sizeof(bool) * n);
+	if (walk_begin(&w, &all_tables[kind][INSTANCES], RowExclusiveLock, ids, n,
+				   0))
+		while (walk_next(&w, &pos, &version))
+		{
+			if (pos < 0 || seen[pos])
+			{
+				walk_waste(&w);
+				continue;
+			}
+			if (!walk_fetch(&w))
+				continue;
+			seen[pos] = true;
+			remember_tid(kind, VARDATA_ANY(w.id_of[pos]),
+						 VARSIZE_ANY_EXHDR(w.id_of[pos]), &w.ks.slot->tts_tid);
+		}
+	walk_end(&w);
+	pfree(seen);
 }
 
 /* Hand a journal row in the slot to the callback, for the actor at pos */
