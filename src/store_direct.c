@@ -158,6 +158,8 @@ typedef struct OpenTable
 	Relation   *indexes;
 	IndexInfo **info;
 	bool		indexes_open;
+	Relation	pkey_alone;		/* the primary key, opened without the
+								 * others, or NULL */
 	bool		kept;			/* by the scope below: not closed after use */
 	bool		stale;			/* a relcache invalidation: open it again */
 } OpenTable;
@@ -211,6 +213,9 @@ typedef struct TidHint
 #define MAX_TID_HINTS 65536
 
 static HTAB *tid_hints = NULL;
+
+/* Rows locked by sends in this transaction: the first needs no hint */
+static int	xact_locks = 0;
 static ProcessUtility_hook_type prev_process_utility = NULL;
 
 /*
@@ -453,6 +458,7 @@ open_table(DirectTable *t, OpenTable *ot, bool with_indexes)
 	ot->rel = open_direct(t, RowExclusiveLock);
 	ot->nindexes = 0;
 	ot->indexes_open = false;
+	ot->pkey_alone = NULL;
 	ot->kept = false;
 	ot->stale = false;
 	if (with_indexes)
@@ -464,6 +470,8 @@ close_table(OpenTable *ot)
 {
 	for (int i = 0; i < ot->nindexes; i++)
 		index_close(ot->indexes[i], RowExclusiveLock);
+	if (ot->pkey_alone != NULL)
+		index_close(ot->pkey_alone, RowExclusiveLock);
 	table_close(ot->rel, NoLock);
 }
 
@@ -568,6 +576,7 @@ release_kept_tables(bool close)
 	memset(scope_tables, 0, sizeof(scope_tables));
 	scope_tables_open = false;
 	tid_hints = NULL;
+	xact_locks = 0;
 	MemoryContextReset(scope_context);
 }
 
@@ -582,14 +591,21 @@ tid_hint_key(StoreKind kind, const char *actor_id, int len)
 	return key;
 }
 
-/* Remember where an actor's live row is, while the tables are kept open */
+/*
+ * Remember where an actor's live row is, while the tables are kept open;
+ * from the second send of a transaction on (a transaction of one send
+ * would only pay for the table), or when "force"d
+ */
 static void
-remember_tid(StoreKind kind, const char *actor_id, int len, ItemPointer tid)
+remember_tid(StoreKind kind, const char *actor_id, int len, ItemPointer tid,
+			 bool force)
 {
 	TidHintKey	key;
 	TidHint    *hint;
 
 	if (!scope_tables_open || scope_tables[kind][INSTANCES].rel == NULL)
+		return;
+	if (tid_hints == NULL && !force && xact_locks < 2)
 		return;
 	if (tid_hints == NULL)
 	{
@@ -790,6 +806,33 @@ open_pkey(OpenTable *ot, DirectTable *t)
 }
 
 /*
+ * The primary key of a table the scope keeps, opened alone if its indexes
+ * are not open: a send's lock needs only it, and its HOT update none
+ */
+static Relation
+kept_pkey(OpenTable *ot, DirectTable *t)
+{
+	ResourceOwner save;
+
+	if (ot->indexes_open)
+		return open_pkey(ot, t);
+	if (ot->pkey_alone != NULL)
+		return ot->pkey_alone;
+	save = CurrentResourceOwner;
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	PG_TRY();
+	{
+		ot->pkey_alone = index_open(t->pkey, RowExclusiveLock);
+	}
+	PG_FINALLY();
+	{
+		CurrentResourceOwner = save;
+	}
+	PG_END_TRY();
+	return ot->pkey_alone;
+}
+
+/*
  * Lock FOR NO KEY UPDATE the row of an actor found in the slot (the latest
  * version, in READ COMMITTED) and read it; false when it was deleted
  * meanwhile.  The slot holds the locked version afterwards.
@@ -868,7 +911,7 @@ store_direct_lock_actor(StoreKind kind, const char *actor_id, ActorRow *row)
 
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	ot = use_table(kind, INSTANCES, scope_depth > 0, &local);
+	ot = use_table(kind, INSTANCES, false, &local);
 	rel = ot->rel;
 	slot = table_slot_create(rel, NULL);
 
@@ -876,7 +919,7 @@ store_direct_lock_actor(StoreKind kind, const char *actor_id, ActorRow *row)
 		found = true;
 	else if (ot->kept)
 	{
-		Relation	index = open_pkey(ot, t);
+		Relation	index = kept_pkey(ot, t);
 		ScanKeyData keys[1];
 		IndexScanDesc scan;
 
@@ -891,7 +934,10 @@ store_direct_lock_actor(StoreKind kind, const char *actor_id, ActorRow *row)
 	if (found)
 		found = lock_fetched(rel, snapshot, slot, kind, actor_id, row);
 	if (found && ot->kept)
-		remember_tid(kind, actor_id, strlen(actor_id), &row->tid);
+	{
+		xact_locks++;
+		remember_tid(kind, actor_id, strlen(actor_id), &row->tid, false);
+	}
 	ExecDropSingleTupleTableSlot(slot);
 	release_table(ot);
 	UnregisterSnapshot(snapshot);
@@ -1072,7 +1118,8 @@ store_direct_update_actor(const char *actor_id, ActorRow *row,
 	}
 	row->tid = slot->tts_tid;
 	if (ot->kept)
-		remember_tid(row->store, actor_id, strlen(actor_id), &row->tid);
+		remember_tid(row->store, actor_id, strlen(actor_id), &row->tid,
+					 false);
 
 	ExecDropSingleTupleTableSlot(slot);
 	release_table(ot);
@@ -1634,7 +1681,8 @@ store_direct_find_actors(StoreKind kind, Datum *ids, int n)
 				continue;
 			seen[pos] = true;
 			remember_tid(kind, VARDATA_ANY(w.id_of[pos]),
-						 VARSIZE_ANY_EXHDR(w.id_of[pos]), &w.ks.slot->tts_tid);
+						 VARSIZE_ANY_EXHDR(w.id_of[pos]), &w.ks.slot->tts_tid,
+						 true);
 		}
 	walk_end(&w);
 	pfree(seen);
