@@ -98,6 +98,39 @@ SELECT actor, what, count(*) FROM timer_log WHERE actor IN ('offer-10', 'offer-1
 SELECT actor_id, count(*) FROM machine.events WHERE actor_id IN ('offer-10', 'offer-11', 'offer-12') GROUP BY 1 ORDER BY 1;
 SELECT actor_id, event->>'_tag' AS event FROM machine.timers WHERE actor_id IN ('offer-10', 'offer-11', 'offer-12') ORDER BY 1;
 
+-- a handler that fails on every second call (a sequence does not roll
+-- back): when a later timer fails, the batch is rolled back and the timers
+-- before it fire again; when one of them then fails, each of those fires
+-- on its own once more.  The flaky handler ran three times, and applied
+-- once
+CREATE SEQUENCE flaky_calls;
+CREATE FUNCTION flaky(state jsonb, event jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+	IF nextval('flaky_calls') % 2 = 0 THEN
+		RAISE EXCEPTION 'flaky on an even call';
+	END IF;
+	RETURN state;
+END $$;
+SELECT machine_define('flaky_m', '{
+  "initial": "W",
+  "states": {
+    "W": {"on": {"Go": {"target": "Done", "handler": "flaky"},
+                 "Boom": {"target": "W", "handler": "explode"}},
+          "after": [{"delay": "1 hour", "event": {"_tag": "Go"}}]},
+    "Done": {"final": true}
+  },
+  "persistence": {}
+}') \g /dev/null
+SELECT machine_spawn('f-1', 'flaky_m'), machine_spawn('f-2', 'flaky_m') \g /dev/null
+UPDATE machine.timers SET due_at = now() - interval '2 hours' WHERE actor_id = 'f-1';
+UPDATE machine.timers SET due_at = now() - interval '1 hour', event = '{"_tag": "Boom"}'
+ WHERE actor_id = 'f-2';
+SELECT * FROM machine_run_maintenance();
+SELECT id, version, state_tag FROM machine.actors WHERE id IN ('f-1', 'f-2') ORDER BY id;
+SELECT actor_id, count(*) FROM machine.events WHERE actor_id IN ('f-1', 'f-2') GROUP BY 1 ORDER BY 1;
+SELECT last_value AS flaky_calls FROM flaky_calls;
+
 -- max_items bounds a pass
 SELECT machine_spawn('bulk-' || i, 'offer') FROM generate_series(1, 5) i \g /dev/null
 SELECT expire_all();
