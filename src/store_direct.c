@@ -1293,6 +1293,139 @@ delete_timer_row(Relation rel, ItemPointer tid, Snapshot snapshot,
 	}
 }
 
+/* The unique index of a timers table that leads with actor_id, or NULL */
+static Relation
+timers_actor_index(OpenTable *ot)
+{
+	for (int i = 0; i < ot->nindexes; i++)
+		if (ot->indexes[i]->rd_index->indisunique &&
+			ot->indexes[i]->rd_index->indkey.values[0] == Anum_timers_actor_id)
+			return ot->indexes[i];
+	return NULL;
+}
+
+/*
+ * Give a timer's row a new armed version as UPDATE does (waiting for,
+ * following or failing on another transaction's change as
+ * delete_timer_row() does), with the new version's index entries.  "row"
+ * holds the row as found at "tid".
+ */
+static void
+move_timer_row(OpenTable *ot, ItemPointer tid, Snapshot snapshot,
+			   TupleTableSlot *row, TupleTableSlot *locked,
+			   TupleTableSlot *moved, const char *actor_id, int64 version)
+{
+	ItemPointerData current = *tid;
+	TupleTableSlot *from = row;
+
+	for (;;)
+	{
+		TM_FailureData tmfd;
+		TM_Result	result;
+		LockTupleMode lockmode;
+		bool		update_indexes;
+		bool		isnull;
+		char	   *owner;
+
+		slot_getallattrs(from);
+		ExecClearTuple(moved);
+		memcpy(moved->tts_values, from->tts_values, sizeof(Datum) * Natts_timers);
+		memcpy(moved->tts_isnull, from->tts_isnull, sizeof(bool) * Natts_timers);
+		moved->tts_values[Anum_timers_armed_version - 1] = Int64GetDatum(version);
+		ExecStoreVirtualTuple(moved);
+		result = table_tuple_update(ot->rel, &current, moved,
+									GetCurrentCommandId(true), snapshot,
+									InvalidSnapshot, true, &tmfd, &lockmode,
+									&update_indexes);
+		switch (result)
+		{
+			case TM_Ok:
+				if (update_indexes)
+					(void) insert_index_entries(ot, moved, false, false);
+				return;
+			case TM_SelfModified:
+				return;
+			case TM_Deleted:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent delete")));
+				return;
+			case TM_Updated:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent update")));
+				current = tmfd.ctid;
+				if (table_tuple_lock(ot->rel, &current, snapshot, locked,
+									 GetCurrentCommandId(true),
+									 lockmode, LockWaitBlock,
+									 TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+									 &tmfd) != TM_Ok)
+					return;
+				owner = TextDatumGetCString(slot_getattr(locked, Anum_timers_actor_id,
+														 &isnull));
+				if (strcmp(owner, actor_id) != 0)
+					return;
+				current = locked->tts_tid;
+				from = locked;
+				break;
+			default:
+				elog(ERROR, "unexpected table_tuple_update status: %u", result);
+		}
+	}
+}
+
+/*
+ * Move an actor's timers to a new version of the same state, as UPDATE
+ * ... SET armed_version = $2 WHERE actor_id = $1 does, through the unique
+ * index that leads with actor_id.  The rows it writes are invisible to its
+ * own scan (written by the scan's command).  False when the table has no
+ * such index: the caller then runs the SQL.
+ */
+bool
+store_direct_move_timers(StoreKind kind, const char *actor_id, int64 version)
+{
+	OpenTable	local;
+	OpenTable  *ot;
+	Relation	index;
+	Snapshot	snapshot;
+	TupleTableSlot *slot;
+	TupleTableSlot *locked;
+	TupleTableSlot *moved;
+	IndexScanDesc scan;
+	ScanKeyData key;
+
+	ot = use_table(kind, TIMERS, true, &local);
+	index = timers_actor_index(ot);
+	if (index == NULL)
+	{
+		release_table(ot);
+		return false;
+	}
+
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	slot = table_slot_create(ot->rel, NULL);
+	locked = table_slot_create(ot->rel, NULL);
+	moved = table_slot_create(ot->rel, NULL);
+	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[0], F_TEXTEQ,
+						   CStringGetTextDatum(actor_id));
+	scan = index_beginscan(ot->rel, index, snapshot, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+		move_timer_row(ot, &slot->tts_tid, snapshot, slot, locked, moved,
+					   actor_id, version);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(moved);
+	ExecDropSingleTupleTableSlot(locked);
+	ExecDropSingleTupleTableSlot(slot);
+	release_table(ot);
+	UnregisterSnapshot(snapshot);
+	return true;
+}
+
 /*
  * Cancel an actor's timers: delete its rows as DELETE ... WHERE actor_id =
  * $1 does, through the unique index that leads with actor_id.  False when
@@ -1311,10 +1444,7 @@ store_direct_cancel_timers(StoreKind kind, const char *actor_id)
 	ScanKeyData key;
 
 	ot = use_table(kind, TIMERS, true, &local);
-	for (int i = 0; i < ot->nindexes && index == NULL; i++)
-		if (ot->indexes[i]->rd_index->indisunique &&
-			ot->indexes[i]->rd_index->indkey.values[0] == Anum_timers_actor_id)
-			index = ot->indexes[i];
+	index = timers_actor_index(ot);
 	if (index == NULL)
 	{
 		release_table(ot);

@@ -43,6 +43,8 @@ extern void store_direct_arm_timer(StoreKind kind, const char *actor_id,
 								   int64 version, int seq, const char *tag,
 								   Jsonb *event, int64 delay_us, Oid role);
 extern bool store_direct_cancel_timers(StoreKind kind, const char *actor_id);
+extern bool store_direct_move_timers(StoreKind kind, const char *actor_id,
+									 int64 version);
 extern bool store_direct_take_timer(StoreKind kind, int64 timer_id,
 									ItemPointer tid, DueTimer *timer);
 extern bool store_direct_lock_actor(StoreKind kind, const char *actor_id,

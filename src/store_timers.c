@@ -238,8 +238,13 @@ store_cancel_timers(StoreKind kind, const char *actor_id)
 void
 store_move_timers(StoreKind kind, const char *actor_id, int64 version)
 {
-	Datum		values[2] = {CStringGetTextDatum(actor_id), Int64GetDatum(version)};
+	Datum		values[2];
 
+	if (store_direct_usable(kind, DIRECT_TIMERS) &&
+		store_direct_move_timers(kind, actor_id, version))
+		return;
+	values[0] = CStringGetTextDatum(actor_id);
+	values[1] = Int64GetDatum(version);
 	store_run_in(kind, &move_timers_query, values, 0);
 }
 
