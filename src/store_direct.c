@@ -53,6 +53,7 @@
 #include "nodes/execnodes.h"
 #include "storage/lmgr.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
@@ -1291,6 +1292,137 @@ delete_timer_row(Relation rel, ItemPointer tid, Snapshot snapshot,
 				elog(ERROR, "unexpected table_tuple_delete status: %u", result);
 		}
 	}
+}
+
+/* The index of a timers table on (due_at, timer_id), the claim's, or NULL */
+static Relation
+timers_due_index(OpenTable *ot)
+{
+	for (int i = 0; i < ot->nindexes; i++)
+	{
+		Form_pg_index form = ot->indexes[i]->rd_index;
+
+		if (form->indnkeyatts == 2 &&
+			form->indkey.values[0] == Anum_timers_due_at &&
+			form->indkey.values[1] == Anum_timers_timer_id)
+			return ot->indexes[i];
+	}
+	return NULL;
+}
+
+/* May the claim take this version of a timer's row? */
+static bool
+timer_claimable(TupleTableSlot *slot, TimestampTz due_by, int64 last_timer,
+				Oid member)
+{
+	bool		isnull;
+
+	if (DatumGetTimestampTz(slot_getattr(slot, Anum_timers_due_at, &isnull)) > due_by)
+		return false;
+	if (last_timer >= 0 &&
+		DatumGetInt64(slot_getattr(slot, Anum_timers_timer_id, &isnull)) > last_timer)
+		return false;
+	return has_privs_of_role(member,
+							 DatumGetObjectId(slot_getattr(slot, Anum_timers_armed_by,
+														   &isnull)));
+}
+
+/*
+ * Claim due timers as the claim's SQL does (SELECT ... ORDER BY due_at,
+ * timer_id LIMIT n FOR UPDATE SKIP LOCKED): those due at due_by (armed up
+ * to last_timer, unless it is negative) by a role whose privileges
+ * "member" has, soonest first, locked for this transaction, skipping rows
+ * another transaction holds; a row changed meanwhile is locked in its
+ * newest version and checked again.  Appends up to "limit" TimerRefs to
+ * *claimed and returns how many; -1 when the table lacks the index on
+ * (due_at, timer_id): the caller then runs the SQL.
+ */
+int
+store_direct_claim_timers(StoreKind kind, TimestampTz due_by,
+						  int64 last_timer, Oid member, int limit,
+						  List **claimed)
+{
+	OpenTable	local;
+	OpenTable  *ot;
+	Relation	index;
+	Snapshot	snapshot;
+	TupleTableSlot *slot;
+	TupleTableSlot *locked;
+	IndexScanDesc scan;
+	ScanKeyData key;
+	int			lockflags = TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS;
+	int			n = 0;
+
+	ot = use_table(kind, TIMERS, true, &local);
+	index = timers_due_index(ot);
+	if (index == NULL)
+	{
+		release_table(ot);
+		return -1;
+	}
+	if (!IsolationUsesXactSnapshot())
+		lockflags |= TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
+
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	slot = table_slot_create(ot->rel, NULL);
+	locked = table_slot_create(ot->rel, NULL);
+	ScanKeyEntryInitialize(&key, 0, 1, BTLessEqualStrategyNumber, InvalidOid,
+						   InvalidOid, F_TIMESTAMPTZ_LE,
+						   TimestampTzGetDatum(due_by));
+	scan = index_beginscan(ot->rel, index, snapshot, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	while (n < limit && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		ItemPointerData tid = slot->tts_tid;
+		TM_FailureData tmfd;
+		TM_Result	result;
+		TimerRef   *ref;
+		bool		isnull;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!timer_claimable(slot, due_by, last_timer, member))
+			continue;
+		result = table_tuple_lock(ot->rel, &tid, snapshot, locked,
+								  GetCurrentCommandId(true), LockTupleExclusive,
+								  LockWaitSkip, lockflags, &tmfd);
+		switch (result)
+		{
+			case TM_Ok:
+				if (tmfd.traversed &&
+					!timer_claimable(locked, due_by, last_timer, member))
+					continue;
+				break;
+			case TM_WouldBlock:
+			case TM_SelfModified:
+				continue;
+			case TM_Deleted:
+			case TM_Updated:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent update")));
+				if (result == TM_Deleted)
+					continue;
+				elog(ERROR, "unexpected table_tuple_lock status: %u", result);
+				break;
+			default:
+				elog(ERROR, "unexpected table_tuple_lock status: %u", result);
+		}
+		ref = palloc(sizeof(TimerRef));
+		ref->kind = kind;
+		ref->timer_id = DatumGetInt64(slot_getattr(locked, Anum_timers_timer_id,
+												   &isnull));
+		ref->tid = locked->tts_tid;
+		*claimed = lappend(*claimed, ref);
+		n++;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(locked);
+	ExecDropSingleTupleTableSlot(slot);
+	release_table(ot);
+	UnregisterSnapshot(snapshot);
+	return n;
 }
 
 /* The unique index of a timers table that leads with actor_id, or NULL */

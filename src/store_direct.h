@@ -42,6 +42,9 @@ extern void store_direct_latest_snapshots(StoreKind kind, Datum *ids,
 extern void store_direct_arm_timer(StoreKind kind, const char *actor_id,
 								   int64 version, int seq, const char *tag,
 								   Jsonb *event, int64 delay_us, Oid role);
+extern int	store_direct_claim_timers(StoreKind kind, TimestampTz due_by,
+									  int64 last_timer, Oid member, int limit,
+									  List **claimed);
 extern bool store_direct_cancel_timers(StoreKind kind, const char *actor_id);
 extern bool store_direct_move_timers(StoreKind kind, const char *actor_id,
 									 int64 version);

@@ -278,6 +278,10 @@ store_claim_timers(int limit)
 			TimestampTzGetDatum(now)
 		};
 
+		if (store_direct_usable((StoreKind) kind, DIRECT_TIMERS) &&
+			store_direct_claim_timers((StoreKind) kind, now, -1, GetUserId(),
+									  limit - list_length(result), &result) >= 0)
+			continue;
 		store_run_in((StoreKind) kind, &due_timers_query, values, 0);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
@@ -323,6 +327,11 @@ store_claim_timers_at(TimestampTz as_of, int64 last_timer, int limit)
 			Int64GetDatum(last_timer)
 		};
 
+		if (store_direct_usable((StoreKind) kind, DIRECT_TIMERS) &&
+			store_direct_claim_timers((StoreKind) kind, as_of, last_timer,
+									  GetUserId(), limit - list_length(result),
+									  &result) >= 0)
+			continue;
 		store_run_in((StoreKind) kind, &due_timers_at_query, values, 0);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
