@@ -424,11 +424,11 @@ fire_timers(List *due, MaintenanceCounts *counts)
 	}
 	PG_CATCH();
 	{
-		store_direct_end_scope(true);
+		store_direct_end_scope();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	store_direct_end_scope(false);
+	store_direct_end_scope();
 	pfree(run.refs);
 	pfree(run.outcomes);
 	pfree(run.timers);

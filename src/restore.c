@@ -401,11 +401,11 @@ restore_chunk(void *arg)
 	}
 	PG_CATCH();
 	{
-		store_direct_end_scope(true);
+		store_direct_end_scope();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	store_direct_end_scope(false);
+	store_direct_end_scope();
 	SPI_finish();
 }
 

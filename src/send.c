@@ -595,11 +595,11 @@ actor_send_keyed(const char *actor_id, Jsonb *event, int64 expected,
 	}
 	PG_CATCH();
 	{
-		store_direct_end_scope(true);
+		store_direct_end_scope();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	store_direct_end_scope(false);
+	store_direct_end_scope();
 	state = (Jsonb *) SPI_datumTransfer(JsonbPGetDatum(state), false, -1);
 	SPI_finish();
 	return state;

@@ -280,13 +280,13 @@ machine_send_many(PG_FUNCTION_ARGS)
 	}
 	PG_CATCH();
 	{
-		store_direct_end_scope(true);
+		store_direct_end_scope();
 		current_item = NULL;
 		error_context_stack = callback.previous;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	store_direct_end_scope(false);
+	store_direct_end_scope();
 	current_item = NULL;
 	error_context_stack = callback.previous;
 

@@ -713,11 +713,11 @@ store_direct_begin_scope(void)
 }
 
 /*
- * End a scope.  The tables stay open, after an error ("failed") too: the
- * top transaction owns them.
+ * End a scope, after an error too (its callers catch and re-throw): the
+ * tables stay open, the top transaction owns them.
  */
 void
-store_direct_end_scope(bool failed)
+store_direct_end_scope(void)
 {
 	if (scope_depth > 0)
 		scope_depth--;
@@ -987,18 +987,25 @@ store_direct_actor_exists(StoreKind kind, const char *actor_id)
  * The txid of an actor's latest journal row below a version, or an invalid
  * one when there is none.  That row committed before the caller locked the
  * actor (or is the caller's own), so SnapshotSelf sees it whatever the
- * statement's snapshot.
+ * statement's snapshot.  Versions start at 1: an actor's first event has
+ * nothing below it to look for.
  */
 static FullTransactionId
 previous_txid(DirectTable *t, OpenTable *ot, const char *actor_id,
 			  int64 version)
 {
-	Relation	rel = ot->rel;
-	Relation	index = open_pkey(ot, t);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	Relation	rel;
+	Relation	index;
+	TupleTableSlot *slot;
 	ScanKeyData keys[2];
 	IndexScanDesc scan;
 	FullTransactionId txid = InvalidFullTransactionId;
+
+	if (version <= 1)
+		return txid;
+	rel = ot->rel;
+	index = open_pkey(ot, t);
+	slot = table_slot_create(rel, NULL);
 
 	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   index->rd_indcollation[0], F_TEXTEQ,
@@ -1078,7 +1085,7 @@ store_direct_update_actor(const char *actor_id, ActorRow *row,
 	{
 		FullTransactionId previous = row->journal_txid;
 
-		if (!FullTransactionIdIsValid(previous))
+		if (!FullTransactionIdIsValid(previous) && version > 1)
 		{
 			OpenTable	events_local;
 			OpenTable  *events = use_table(row->store, EVENTS, true,

@@ -31,7 +31,7 @@ extern void store_direct_forget(Oid relid);
 extern void store_direct_init(void);
 extern void store_direct_begin_scope(void);
 extern void store_direct_find_actors(StoreKind kind, Datum *ids, int n);
-extern void store_direct_end_scope(bool failed);
+extern void store_direct_end_scope(void);
 extern void machine_lock(const char *name, LOCKMODE mode);
 extern void store_direct_scan_events_of(StoreKind kind, Datum *ids,
 										Datum *afters, Datum *uptos, int n,
