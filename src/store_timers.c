@@ -133,7 +133,9 @@ static SavedQuery mark_machine_due_query = {
  * of a machine with a spacing, and past its latest snapshot.  Actors in the
  * middle of a send are skipped and stay listed: the send commits a newer
  * version, which the next pass takes.  The others leave the list, and so
- * do actors that no longer exist.
+ * do actors that no longer exist.  (= ANY over the locked actors, not a
+ * correlated EXISTS: inside an OR only the former is hashed, the latter
+ * rescans them for every listed row.)
  */
 static SavedQuery spaced_snapshots_query = {
 	"WITH due AS (SELECT d.actor_id FROM machine.snapshots_due d "
@@ -145,7 +147,7 @@ static SavedQuery spaced_snapshots_query = {
 	"          FOR SHARE OF i SKIP LOCKED), "
 	"done AS (DELETE FROM machine.snapshots_due d USING due "
 	"         WHERE d.actor_id OPERATOR(pg_catalog.=) due.actor_id "
-	"         AND (EXISTS (SELECT FROM actor a WHERE a.actor_id OPERATOR(pg_catalog.=) d.actor_id) "
+	"         AND (d.actor_id OPERATOR(pg_catalog.=) ANY (SELECT a.actor_id FROM actor a) "
 	"              OR NOT EXISTS (SELECT FROM machine.instances i "
 	"                  WHERE i.actor_id OPERATOR(pg_catalog.=) d.actor_id))) "
 	"INSERT INTO machine.snapshots (actor_id, version, state, state_tag) "
