@@ -56,7 +56,7 @@ REGRESS = definitions revisions check_define dependencies migrate compact send s
 REGRESS += router
 REGRESS_OPTS = --load-extension=machine
 
-ISOLATION = send_order send_many_order expected_version_race persist_vs_send redefine_vs_send notify define_denied_no_lock recreate_vs_send define_other_machine compact_vs_send journal_order entity_first_message idempotent_race spawn_across_adapters subscription_order subscription_members postpone_order subscription_wake cancel_vs_claim
+ISOLATION = send_order send_many_order expected_version_race persist_vs_send redefine_vs_send notify define_denied_no_lock recreate_vs_send define_other_machine compact_vs_send journal_order entity_first_message idempotent_race spawn_across_adapters subscription_order subscription_members postpone_order subscription_wake cancel_vs_claim spaced_vs_pass
 # later options win: specs and their expected output live under test/isolation
 ISOLATION_OPTS = --load-extension=machine \
 	--inputdir=test/isolation --outputdir=test/isolation/output_iso

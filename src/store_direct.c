@@ -1432,6 +1432,67 @@ store_direct_claim_timers(StoreKind kind, TimestampTz due_by,
 	return n;
 }
 
+/*
+ * Is an actor listed as due for a spaced snapshot?  Read with a snapshot
+ * taken now, after the caller locked the actor: a maintenance pass that
+ * took its snapshot held the actor's row until it committed, and removed
+ * the listing then, so this sees that removal (the statement's snapshot
+ * would not); a listing another transaction is adding is not seen, and
+ * the caller's INSERT ... ON CONFLICT settles it.  False also when the
+ * list's key is not as installed: the INSERT then decides alone.
+ */
+bool
+store_direct_snapshot_listed(StoreKind kind, const char *actor_id)
+{
+	Oid			nsp = get_namespace_oid("machine", true);
+	Oid			relid;
+	Relation	rel;
+	Relation	index;
+	Oid			pkey;
+	Snapshot	snapshot;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	ScanKeyData key;
+	bool		found;
+
+	if (!OidIsValid(nsp))
+		return false;
+	relid = get_relname_relid(kind == STORE_TABLES ? "snapshots_due" :
+							  "memory_snapshots_due", nsp);
+	if (!OidIsValid(relid))
+		return false;
+	rel = table_open(relid, AccessShareLock);
+	pkey = RelationGetPrimaryKeyIndex(rel);
+	if (!OidIsValid(pkey))
+	{
+		table_close(rel, AccessShareLock);
+		return false;
+	}
+	index = index_open(pkey, AccessShareLock);
+	if (index->rd_index->indnkeyatts != 1 ||
+		index->rd_index->indkey.values[0] != 1 ||
+		TupleDescAttr(RelationGetDescr(rel), 0)->atttypid != TEXTOID)
+	{
+		index_close(index, AccessShareLock);
+		table_close(rel, AccessShareLock);
+		return false;
+	}
+	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[0], F_TEXTEQ,
+						   CStringGetTextDatum(actor_id));
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, index, snapshot, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
 /* The unique index of a timers table that leads with actor_id, or NULL */
 static Relation
 timers_actor_index(OpenTable *ot)

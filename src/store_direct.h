@@ -46,6 +46,7 @@ extern int	store_direct_claim_timers(StoreKind kind, TimestampTz due_by,
 									  int64 last_timer, Oid member, int limit,
 									  List **claimed);
 extern bool store_direct_cancel_timers(StoreKind kind, const char *actor_id);
+extern bool store_direct_snapshot_listed(StoreKind kind, const char *actor_id);
 extern bool store_direct_move_timers(StoreKind kind, const char *actor_id,
 									 int64 version);
 extern bool store_direct_take_timer(StoreKind kind, int64 timer_id,

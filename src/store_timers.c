@@ -368,15 +368,23 @@ store_take_timer(TimerRef *ref, DueTimer *timer)
 	return true;
 }
 
-/* List an actor as due for a spaced snapshot, unless it is listed */
+/*
+ * List an actor the caller locked as due for a spaced snapshot, unless it
+ * is listed.  It stays listed from its first send past a snapshot to the
+ * pass that takes the next one, so most sends find it listed: a probe of
+ * the list's key answers them without running the INSERT.
+ */
 void
 store_mark_snapshot_due(StoreKind kind, const char *actor_id, int64 spacing_us)
 {
-	Datum		values[2] = {CStringGetTextDatum(actor_id),
-	IntervalPGetDatum(store_interval(spacing_us))};
+	Datum		values[2];
 
-	if (store_snapshots_listed())
-		store_run_in(kind, &mark_snapshot_due_query, values, 0);
+	if (!store_snapshots_listed() ||
+		store_direct_snapshot_listed(kind, actor_id))
+		return;
+	values[0] = CStringGetTextDatum(actor_id);
+	values[1] = IntervalPGetDatum(store_interval(spacing_us));
+	store_run_in(kind, &mark_snapshot_due_query, values, 0);
 }
 
 /* List every actor of a machine that moved past its latest snapshot */
