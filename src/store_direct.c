@@ -1577,14 +1577,13 @@ move_timer_row(OpenTable *ot, ItemPointer tid, Snapshot snapshot,
 }
 
 /*
- * Move an actor's timers to a new version of the same state, as UPDATE
- * ... SET armed_version = $2 WHERE actor_id = $1 does, through the unique
- * index that leads with actor_id.  The rows it writes are invisible to its
- * own scan (written by the scan's command).  False when the table has no
- * such index: the caller then runs the SQL.
+ * Move each timer row of an actor to "version" (with "move"), or delete
+ * it, found through the unique index that leads with actor_id.  False when
+ * the table has no such index: the caller then runs the SQL.
  */
-bool
-store_direct_move_timers(StoreKind kind, const char *actor_id, int64 version)
+static bool
+change_actor_timers(StoreKind kind, const char *actor_id, bool move,
+					int64 version)
 {
 	OpenTable	local;
 	OpenTable  *ot;
@@ -1592,7 +1591,7 @@ store_direct_move_timers(StoreKind kind, const char *actor_id, int64 version)
 	Snapshot	snapshot;
 	TupleTableSlot *slot;
 	TupleTableSlot *locked;
-	TupleTableSlot *moved;
+	TupleTableSlot *moved = NULL;
 	IndexScanDesc scan;
 	ScanKeyData key;
 
@@ -1608,17 +1607,25 @@ store_direct_move_timers(StoreKind kind, const char *actor_id, int64 version)
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	slot = table_slot_create(ot->rel, NULL);
 	locked = table_slot_create(ot->rel, NULL);
-	moved = table_slot_create(ot->rel, NULL);
+	if (move)
+		moved = table_slot_create(ot->rel, NULL);
 	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   index->rd_indcollation[0], F_TEXTEQ,
 						   CStringGetTextDatum(actor_id));
 	scan = index_beginscan(ot->rel, index, snapshot, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
-		move_timer_row(ot, &slot->tts_tid, snapshot, slot, locked, moved,
-					   actor_id, version);
+	{
+		if (move)
+			move_timer_row(ot, &slot->tts_tid, snapshot, slot, locked, moved,
+						   actor_id, version);
+		else
+			delete_timer_row(ot->rel, &slot->tts_tid, snapshot, locked,
+							 actor_id);
+	}
 	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(moved);
+	if (moved)
+		ExecDropSingleTupleTableSlot(moved);
 	ExecDropSingleTupleTableSlot(locked);
 	ExecDropSingleTupleTableSlot(slot);
 	release_table(ot);
@@ -1627,47 +1634,26 @@ store_direct_move_timers(StoreKind kind, const char *actor_id, int64 version)
 }
 
 /*
+ * Move an actor's timers to a new version of the same state, as UPDATE
+ * ... SET armed_version = $2 WHERE actor_id = $1 does.  The rows it writes
+ * are invisible to its own scan (written by the scan's command).  False
+ * when the table has no index that leads with actor_id: the caller then
+ * runs the SQL.
+ */
+bool
+store_direct_move_timers(StoreKind kind, const char *actor_id, int64 version)
+{
+	return change_actor_timers(kind, actor_id, true, version);
+}
+
+/*
  * Cancel an actor's timers: delete its rows as DELETE ... WHERE actor_id =
- * $1 does, through the unique index that leads with actor_id.  False when
- * the table has no such index: the caller then runs the SQL.
+ * $1 does.  False as for store_direct_move_timers().
  */
 bool
 store_direct_cancel_timers(StoreKind kind, const char *actor_id)
 {
-	OpenTable	local;
-	OpenTable  *ot;
-	Relation	index = NULL;
-	Snapshot	snapshot;
-	TupleTableSlot *slot;
-	TupleTableSlot *locked;
-	IndexScanDesc scan;
-	ScanKeyData key;
-
-	ot = use_table(kind, TIMERS, true, &local);
-	index = timers_actor_index(ot);
-	if (index == NULL)
-	{
-		release_table(ot);
-		return false;
-	}
-
-	CommandCounterIncrement();
-	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	slot = table_slot_create(ot->rel, NULL);
-	locked = table_slot_create(ot->rel, NULL);
-	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   index->rd_indcollation[0], F_TEXTEQ,
-						   CStringGetTextDatum(actor_id));
-	scan = index_beginscan(ot->rel, index, snapshot, 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
-	while (index_getnext_slot(scan, ForwardScanDirection, slot))
-		delete_timer_row(ot->rel, &slot->tts_tid, snapshot, locked, actor_id);
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(locked);
-	ExecDropSingleTupleTableSlot(slot);
-	release_table(ot);
-	UnregisterSnapshot(snapshot);
-	return true;
+	return change_actor_timers(kind, actor_id, false, 0);
 }
 
 /*
